@@ -1,0 +1,170 @@
+//! Wiring: state from config, the router, and serving with graceful shutdown.
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::Auth;
+use crate::config::{Config, DEV_JWT_SECRET};
+use crate::graphql;
+use crate::rest;
+use crate::state::AppState;
+use crate::store::{Backend, Store};
+
+/// Connects the store, runs migrations and resolves the JWT secret.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    if !config.bus.redis_url.is_empty() {
+        bail!(
+            "REDIS_URL / bus.redis_url is set, but this build has no Redis bus yet; unset it to run a single node"
+        );
+    }
+    let store = Store::connect(&config.database, &config.server.data_dir).await?;
+    store.migrate().await?;
+    let secret = jwt_secret(&config, store.backend())?;
+    let auth = Auth::new(&secret, &config.auth);
+    Ok(AppState::new(config, store, auth))
+}
+
+/// The signing secret, under the rules documented in `config/default.toml`.
+fn jwt_secret(config: &Config, backend: Backend) -> anyhow::Result<Vec<u8>> {
+    let set = config.auth.jwt_secret.expose();
+    let dev = config.server.dev;
+    if !set.is_empty() {
+        if !dev && (set.len() < 32 || set == DEV_JWT_SECRET) {
+            bail!(
+                "JWT_SECRET must be at least 32 bytes and not the development secret (or run with VELLUM_DEV=1)"
+            );
+        }
+        return Ok(set.as_bytes().to_vec());
+    }
+    if dev {
+        return Ok(DEV_JWT_SECRET.as_bytes().to_vec());
+    }
+    if backend == Backend::Postgres {
+        bail!(
+            "set JWT_SECRET (at least 32 bytes): with PostgreSQL every node must share the same secret"
+        );
+    }
+    load_or_create_secret(&config.server.data_dir.join("jwt_secret"))
+}
+
+/// A random secret kept in the data directory, created on first start.
+fn load_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use base64::Engine;
+    use rand::RngCore;
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let s = existing.trim();
+        if s.len() >= 32 {
+            return Ok(s.as_bytes().to_vec());
+        }
+        bail!(
+            "{} holds a secret shorter than 32 bytes; delete it to generate a new one",
+            path.display()
+        );
+    }
+    let mut bytes = [0u8; 48];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    write_private(path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a JWT secret");
+    Ok(secret.into_bytes())
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(contents.as_bytes())
+}
+
+pub fn router(state: AppState) -> Router {
+    let schema = graphql::build_schema(&state.config);
+    Router::new()
+        .route(
+            "/graphql",
+            get(graphql::graphiql).post(graphql::graphql_handler),
+        )
+        .nest("/api", rest::router())
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/readyz", get(readyz))
+        .layer(Extension(schema))
+        .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn readyz(State(app): State<AppState>) -> Response {
+    match app.store.ping().await {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "reason": "database" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded
+/// by `server.shutdown_grace_secs`) and closes the store.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+    let store = state.store.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(());
+    });
+    let server = tokio::spawn(async move { server.await });
+    let mut server = server;
+    tokio::select! {
+        res = &mut server => res.context("server task")??,
+        _ = async { let _ = stop_rx.await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("in-flight requests did not finish within the grace period");
+            server.abort();
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

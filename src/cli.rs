@@ -1,0 +1,202 @@
+//! The `vellum` command line.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::auth::{self, Role};
+use crate::config::Config;
+use crate::store::Store;
+use crate::{app, telemetry};
+
+#[derive(Parser)]
+#[command(name = "vellum", version, about = "Collaborative headless CMS")]
+struct Cli {
+    /// A settings file layered over config/default.toml.
+    #[arg(long, global = true, env = "VELLUM_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Print the effective settings (secrets redacted).
+    PrintConfig,
+}
+
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    #[arg(long)]
+    host: Option<String>,
+    /// 0 picks a free port.
+    #[arg(long)]
+    port: Option<u16>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Development mode (GraphiQL, relaxed secret check).
+    #[arg(long)]
+    dev: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user. The password is read from VELLUM_USER_PASSWORD or the first line of stdin.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum, default_value = "author")]
+        role: CliRole,
+        /// Shorthand for --role admin.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CliRole {
+    Admin,
+    Editor,
+    Author,
+    Viewer,
+}
+
+impl From<CliRole> for Role {
+    fn from(r: CliRole) -> Self {
+        match r {
+            CliRole::Admin => Role::Admin,
+            CliRole::Editor => Role::Editor,
+            CliRole::Author => Role::Author,
+            CliRole::Viewer => Role::Viewer,
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vellum: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    if let Command::Serve(args) = &command {
+        apply_serve_args(&mut config, args);
+    }
+    telemetry::init(&config.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vellum: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("vellum: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn apply_serve_args(config: &mut Config, args: &ServeArgs) {
+    if let Some(h) = &args.host {
+        config.server.host = h.clone();
+    }
+    if let Some(p) = args.port {
+        config.server.port = p;
+    }
+    if let Some(d) = &args.data_dir {
+        config.server.data_dir = d.clone();
+    }
+    config.server.dev |= args.dev;
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(_) => serve(config).await,
+        Command::Migrate => {
+            let store = Store::connect(&config.database, &config.server.data_dir).await?;
+            store.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    email,
+                    name,
+                    role,
+                    admin,
+                },
+        } => {
+            let store = Store::connect(&config.database, &config.server.data_dir).await?;
+            store.migrate().await?;
+            let password = match std::env::var("VELLUM_USER_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    eprintln!("password (one line on stdin):");
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .lock()
+                        .read_line(&mut line)
+                        .context("reading the password")?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let role = if admin { Role::Admin } else { role.into() };
+            let input = auth::RegisterInput {
+                email,
+                password,
+                display_name: name,
+            };
+            let user = auth::create_user(&store, input, Some(role))
+                .await
+                .map_err(|e| anyhow::anyhow!(e.public_message()))?;
+            println!(
+                "created {} ({}) as {}",
+                user.email,
+                user.id,
+                user.role.as_str()
+            );
+            Ok(())
+        }
+        Command::PrintConfig => {
+            print!("{}", toml::to_string_pretty(&config)?);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    if config.server.dev {
+        tracing::warn!("development mode: GraphiQL is on and the JWT secret check is relaxed");
+    }
+    tracing::debug!(?config, "settings");
+    let addr = format!("{}:{}", config.server.host, config.server.port);
+    let state = app::build_state(config).await?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(addr = %local, backend = ?state.store.backend(), "listening");
+    app::serve(listener, state, app::shutdown_signal()).await
+}

@@ -1,0 +1,309 @@
+//! Settings: `config/default.toml` (compiled in) → `--config FILE` → environment → flags.
+//!
+//! The structs have no serde defaults on purpose: the compiled-in default file must
+//! name every field, so `config/default.toml` documents every setting or the build's
+//! tests fail. `deny_unknown_fields` turns a typo in an operator's file into an error.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use toml::Value;
+
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Used when dev mode is on and no secret is set. Refused outside dev mode.
+pub const DEV_JWT_SECRET: &str = "vellum-development-secret-do-not-use-in-production";
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub bus: BusConfig,
+    pub auth: AuthConfig,
+    pub graphql: GraphqlConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub dev: bool,
+    pub max_body_bytes: usize,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: Secret,
+    pub max_connections: u32,
+    pub sqlite_synchronous: SqliteSynchronous,
+    pub busy_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusConfig {
+    pub redis_url: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub jwt_secret: Secret,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub token_ttl_secs: u64,
+    pub allow_registration: bool,
+    pub cookie_name: String,
+    pub cookie_secure: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphqlConfig {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub introspection: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A string that never shows up in logs, `Debug` output or `print-config`.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "\"[redacted]\""
+        })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { "[redacted]" })
+    }
+}
+
+impl Config {
+    /// The compiled-in defaults alone (what tests start from).
+    pub fn defaults() -> Self {
+        Self::from_value(
+            DEFAULT_TOML
+                .parse()
+                .expect("config/default.toml is valid TOML"),
+        )
+        .expect("config/default.toml names every setting")
+    }
+
+    /// Defaults, then `file`, then the process environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &vars)
+    }
+
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> anyhow::Result<Self> {
+        let mut value: Value = DEFAULT_TOML.parse().context("config/default.toml")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            let overlay: Value = text
+                .parse()
+                .with_context(|| format!("parsing config file {}", path.display()))?;
+            merge(&mut value, overlay);
+        }
+        for (key, raw) in env {
+            if let Some(path) = env_key_path(key) {
+                set_path(&mut value, &path, raw)
+                    .with_context(|| format!("environment variable {key}"))?;
+            }
+        }
+        Self::from_value(value)
+    }
+
+    fn from_value(value: Value) -> anyhow::Result<Self> {
+        let config: Config = value.try_into().context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.graphql.max_depth == 0 || self.graphql.max_complexity == 0 {
+            bail!("graphql.max_depth and graphql.max_complexity must be positive");
+        }
+        if self.database.max_connections == 0 {
+            bail!("database.max_connections must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// Maps an environment variable to a settings path, or `None` if it is not ours.
+fn env_key_path(key: &str) -> Option<Vec<String>> {
+    let fixed = |a: &str, b: &str| Some(vec![a.to_string(), b.to_string()]);
+    match key {
+        "DATABASE_URL" => return fixed("database", "url"),
+        "REDIS_URL" => return fixed("bus", "redis_url"),
+        "JWT_SECRET" => return fixed("auth", "jwt_secret"),
+        "VELLUM_PORT" => return fixed("server", "port"),
+        "VELLUM_HOST" => return fixed("server", "host"),
+        "VELLUM_DATA_DIR" => return fixed("server", "data_dir"),
+        "VELLUM_DEV" => return fixed("server", "dev"),
+        _ => {}
+    }
+    let rest = key.strip_prefix("VELLUM_")?;
+    let parts: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+    (parts.len() == 2 && parts.iter().all(|p| !p.is_empty())).then_some(parts)
+}
+
+/// Environment values are strings; they are read as the type the default has,
+/// so `VELLUM_DEV=1` is true and `VELLUM_SERVER__PORT=9000` a number.
+fn parse_env_value(current: &Value, raw: &str) -> anyhow::Result<Value> {
+    Ok(match current {
+        Value::Boolean(_) => Value::Boolean(match raw.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" | "" => false,
+            _ => bail!("expected a boolean, got `{raw}`"),
+        }),
+        Value::Integer(_) => Value::Integer(
+            raw.parse()
+                .with_context(|| format!("expected an integer, got `{raw}`"))?,
+        ),
+        _ => Value::String(raw.to_string()),
+    })
+}
+
+fn set_path(root: &mut Value, path: &[String], raw: &str) -> anyhow::Result<()> {
+    let Some(table) = root.get_mut(&path[0]).and_then(Value::as_table_mut) else {
+        bail!("unknown settings section `{}`", path[0]);
+    };
+    let Some(current) = table.get(&path[1]) else {
+        bail!("unknown setting `{}.{}`", path[0], path[1]);
+    };
+    let value = parse_env_value(current, raw)?;
+    table.insert(path[1].clone(), value);
+    Ok(())
+}
+
+fn merge(base: &mut Value, overlay: Value) {
+    match (base, overlay) {
+        (Value::Table(base), Value::Table(overlay)) => {
+            for (k, v) in overlay {
+                match base.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        base.insert(k, v);
+                    }
+                }
+            }
+        }
+        (base, overlay) => *base = overlay,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_name_every_setting() {
+        let c = Config::defaults();
+        assert_eq!(c.server.port, 8000);
+        assert!(c.database.url.is_empty(), "embedded SQLite by default");
+        assert_eq!(c.database.sqlite_synchronous, SqliteSynchronous::Full);
+        assert!(!c.server.dev);
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("prod.toml");
+        std::fs::write(
+            &file,
+            "[server]\nport = 9000\nhost = \"127.0.0.1\"\n[log]\nformat = \"json\"\n",
+        )
+        .unwrap();
+        let c = Config::load_from(
+            Some(&file),
+            &env(&[
+                ("VELLUM_PORT", "9100"),
+                ("VELLUM_DEV", "1"),
+                ("DATABASE_URL", "postgres://localhost/v"),
+                ("VELLUM_GRAPHQL__MAX_DEPTH", "7"),
+                ("VELLUM_UNRELATED", "ignored"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.port, 9100, "environment beats the file");
+        assert_eq!(c.server.host, "127.0.0.1", "the file beats the defaults");
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert!(c.server.dev);
+        assert_eq!(c.graphql.max_depth, 7);
+        assert_eq!(c.database.url.expose(), "postgres://localhost/v");
+        assert_eq!(format!("{:?}", c.database.url), "\"[redacted]\"");
+    }
+
+    #[test]
+    fn mistakes_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("typo.toml");
+        std::fs::write(&file, "[server]\nprot = 1\n").unwrap();
+        assert!(
+            Config::load_from(Some(&file), &[]).is_err(),
+            "unknown key in a file"
+        );
+        assert!(Config::load_from(None, &env(&[("VELLUM_SERVER__PROT", "1")])).is_err());
+        assert!(Config::load_from(None, &env(&[("VELLUM_PORT", "eighty")])).is_err());
+        assert!(Config::load_from(None, &env(&[("VELLUM_DEV", "maybe")])).is_err());
+    }
+}

@@ -1,0 +1,253 @@
+//! Document metadata: create, read, list, update with optimistic locking, soft delete,
+//! and sharing.
+//!
+//! Invariant: metadata is last-write-wins with optimistic locking. Every write names
+//! the `lock_version` it read; a stale one fails with CONFLICT carrying the current
+//! record. Nothing is overwritten silently. Interfaces call these functions and never
+//! the store directly for documents, so validation and access rules hold everywhere.
+
+mod cursor;
+mod validate;
+
+pub use cursor::{decode_cursor, encode_cursor};
+pub use validate::{slugify, validate_slug, validate_title};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::auth::policy::{self, Access, Grant};
+use crate::error::{Error, Result};
+use crate::store::{DocumentPage, ListQuery, MetadataChange, OrderField, Store, UpdateOutcome};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, async_graphql::Enum)]
+#[serde(rename_all = "snake_case")]
+#[graphql(rename_items = "SCREAMING_SNAKE_CASE")]
+pub enum DocStatus {
+    Draft,
+    InReview,
+    Published,
+    Archived,
+}
+
+impl DocStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocStatus::Draft => "draft",
+            DocStatus::InReview => "in_review",
+            DocStatus::Published => "published",
+            DocStatus::Archived => "archived",
+        }
+    }
+}
+
+impl TryFrom<String> for DocStatus {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Ok(match s.as_str() {
+            "draft" => DocStatus::Draft,
+            "in_review" => DocStatus::InReview,
+            "published" => DocStatus::Published,
+            "archived" => DocStatus::Archived,
+            _ => return Err(format!("unknown status `{s}`")),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Document {
+    pub id: Uuid,
+    pub title: String,
+    pub slug: String,
+    #[sqlx(try_from = "String")]
+    pub status: DocStatus,
+    pub owner_id: Uuid,
+    pub lock_version: i64,
+    pub published_version_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A document as one caller may see it.
+#[derive(Debug, Clone)]
+pub struct Visible {
+    pub doc: Document,
+    pub access: Access,
+}
+
+pub struct NewDocument {
+    pub title: String,
+    pub slug: Option<String>,
+}
+
+/// Fields a metadata update may change; `None` leaves the field alone.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DocumentPatch {
+    pub title: Option<String>,
+    pub slug: Option<String>,
+    pub status: Option<DocStatus>,
+}
+
+pub struct ListArgs {
+    pub status: Option<DocStatus>,
+    pub owner: Option<Uuid>,
+    pub order: OrderField,
+    pub descending: bool,
+    pub first: Option<i64>,
+    pub after: Option<String>,
+}
+
+pub const DEFAULT_PAGE: u32 = 20;
+pub const MAX_PAGE: u32 = 100;
+
+pub async fn create(store: &Store, who: &Principal, input: NewDocument) -> Result<Document> {
+    policy::require_can_create(who)?;
+    let owner = who.require_user()?.id;
+    let title = validate_title(&input.title)?;
+    if let Some(slug) = input.slug {
+        validate_slug(&slug)?;
+        return store
+            .create_document(owner, &title, &slug)
+            .await?
+            .ok_or_else(|| Error::validation("slug", "already used by another document"));
+    }
+    // A slug derived from the title gets a numeric suffix until it is free.
+    let base = slugify(&title);
+    for n in 1..=50u32 {
+        let slug = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
+        if let Some(doc) = store.create_document(owner, &title, &slug).await? {
+            return Ok(doc);
+        }
+    }
+    let slug = format!("{base}-{}", &Uuid::new_v4().simple().to_string()[..8]);
+    store
+        .create_document(owner, &title, &slug)
+        .await?
+        .ok_or_else(|| Error::validation("slug", "could not find a free slug; give one"))
+}
+
+pub async fn get(store: &Store, who: &Principal, id: Uuid) -> Result<Visible> {
+    let found = store.document_by_id(id, who.user().map(|u| u.id)).await?;
+    visible(who, found)
+}
+
+pub async fn get_by_slug(store: &Store, who: &Principal, slug: &str) -> Result<Visible> {
+    let found = store
+        .document_by_slug(slug, who.user().map(|u| u.id))
+        .await?;
+    visible(who, found)
+}
+
+fn visible(who: &Principal, found: Option<(Document, Option<Grant>)>) -> Result<Visible> {
+    let (doc, grant) = found.ok_or(Error::NotFound("document"))?;
+    let access = policy::document_access(who, doc.owner_id, grant);
+    policy::require(who, access, Access::Read)?;
+    Ok(Visible { doc, access })
+}
+
+pub async fn list(store: &Store, who: &Principal, args: ListArgs) -> Result<DocumentPage> {
+    let user = who.require_user()?;
+    let limit = match args.first {
+        None => DEFAULT_PAGE,
+        Some(n) if (1..=i64::from(MAX_PAGE)).contains(&n) => n as u32,
+        Some(_) => {
+            return Err(Error::validation(
+                "first",
+                format!("must be between 1 and {MAX_PAGE}"),
+            ));
+        }
+    };
+    let after = args
+        .after
+        .as_deref()
+        .map(|c| decode_cursor(c, args.order))
+        .transpose()?;
+    let query = ListQuery {
+        status: args.status,
+        owner: args.owner,
+        visible_to: (!policy::sees_all_documents(who)).then_some(user.id),
+        order: args.order,
+        descending: args.descending,
+        after,
+        limit,
+    };
+    Ok(store.list_documents(&query).await?)
+}
+
+/// Applies `patch` if `lock_version` is still current.
+pub async fn update(
+    store: &Store,
+    who: &Principal,
+    id: Uuid,
+    lock_version: i64,
+    patch: DocumentPatch,
+) -> Result<Document> {
+    let current = get(store, who, id).await?;
+    policy::require(who, current.access, Access::Write)?;
+    let title = patch.title.as_deref().map(validate_title).transpose()?;
+    if let Some(slug) = &patch.slug {
+        validate_slug(slug)?;
+    }
+    let change = MetadataChange {
+        title: title.as_deref(),
+        slug: patch.slug.as_deref(),
+        status: patch.status,
+    };
+    match store.update_document(id, lock_version, &change).await? {
+        UpdateOutcome::Updated(doc) => Ok(doc),
+        UpdateOutcome::Stale(doc) => Err(Error::Conflict {
+            message: format!(
+                "document was changed by someone else (lockVersion {lock_version} is stale, current is {})",
+                doc.lock_version
+            ),
+            current: serde_json::to_value(&doc).map_err(anyhow::Error::from)?,
+        }),
+        UpdateOutcome::Missing => Err(Error::NotFound("document")),
+        UpdateOutcome::SlugTaken => Err(Error::validation(
+            "slug",
+            "already used by another document",
+        )),
+    }
+}
+
+pub async fn delete(store: &Store, who: &Principal, id: Uuid) -> Result<()> {
+    let current = get(store, who, id).await?;
+    policy::require(who, current.access, Access::Manage)?;
+    if !store.delete_document(id).await? {
+        return Err(Error::NotFound("document"));
+    }
+    Ok(())
+}
+
+/// Gives `user_email` a grant on the document, or removes it with `None`.
+pub async fn share(
+    store: &Store,
+    who: &Principal,
+    id: Uuid,
+    user_email: &str,
+    grant: Option<Grant>,
+) -> Result<()> {
+    let current = get(store, who, id).await?;
+    policy::require(who, current.access, Access::Manage)?;
+    let granter = who.require_writer()?;
+    let email = user_email.trim().to_lowercase();
+    let target = store
+        .user_by_email(&email)
+        .await?
+        .ok_or_else(|| Error::validation("userEmail", "no user with this email"))?;
+    if target.id == current.doc.owner_id {
+        return Err(Error::validation(
+            "userEmail",
+            "the owner always has full access",
+        ));
+    }
+    store.set_grant(id, target.id, grant, granter.id).await?;
+    Ok(())
+}

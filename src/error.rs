@@ -1,0 +1,138 @@
+//! One error vocabulary for every interface.
+//!
+//! Capability modules return [`Error`]; it is mapped exactly once to an HTTP status
+//! with a JSON body (here), to a GraphQL error with `extensions.code` (here), and,
+//! later, to WebSocket close codes. Internal errors are logged with their cause and
+//! shown to the caller only as "internal error".
+
+use async_graphql::ErrorExtensions;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Deliberately not `Display`: async-graphql converts any `Display` type into a
+/// GraphQL error without a code, and this way the compiler makes every resolver go
+/// through the `From` impl below, which sets `extensions.code`.
+#[derive(Debug)]
+pub enum Error {
+    Unauthenticated,
+    /// Same answer for an unknown user and a wrong password.
+    InvalidCredentials,
+    Forbidden(String),
+    NotFound(&'static str),
+    /// A stale `lockVersion`: carries the record as it is now.
+    Conflict {
+        message: String,
+        current: Value,
+    },
+    Validation {
+        field: String,
+        message: String,
+    },
+    LimitExceeded(String),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Error {
+    fn from(e: anyhow::Error) -> Self {
+        Error::Internal(e)
+    }
+}
+
+impl Error {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Error::Forbidden(message.into())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Unauthenticated | Error::InvalidCredentials => "UNAUTHENTICATED",
+            Error::Forbidden(_) => "FORBIDDEN",
+            Error::NotFound(_) => "NOT_FOUND",
+            Error::Conflict { .. } => "CONFLICT",
+            Error::Validation { .. } => "VALIDATION",
+            Error::LimitExceeded(_) => "LIMIT_EXCEEDED",
+            Error::Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Unauthenticated | Error::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict { .. } => StatusCode::CONFLICT,
+            Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::LimitExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message a caller sees; internal causes are logged here and never shown.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Unauthenticated => "authentication required".into(),
+            Error::InvalidCredentials => "invalid email or password".into(),
+            Error::Forbidden(m) | Error::LimitExceeded(m) => m.clone(),
+            Error::NotFound(what) => format!("{what} not found"),
+            Error::Conflict { message, .. } => message.clone(),
+            Error::Validation { field, message } => format!("{field}: {message}"),
+            Error::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                "internal error".into()
+            }
+        }
+    }
+
+    /// Extra machine-readable detail, shared by REST bodies and GraphQL extensions.
+    fn details(&self) -> Vec<(&'static str, Value)> {
+        match self {
+            Error::Validation { field, .. } => vec![("field", json!(field))],
+            Error::Conflict { current, .. } => vec![("current", current.clone())],
+            _ => vec![],
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Internal(e.into())
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "code": self.code(), "message": self.public_message() });
+        for (k, v) in self.details() {
+            body[k] = v;
+        }
+        (self.status(), Json(json!({ "error": body }))).into_response()
+    }
+}
+
+impl From<Error> for async_graphql::Error {
+    fn from(e: Error) -> Self {
+        let mut err = async_graphql::Error::new(e.public_message());
+        let code = e.code();
+        let details = e.details();
+        err = err.extend_with(|_, ext| {
+            ext.set("code", code);
+            for (k, v) in details {
+                if let Ok(v) = async_graphql::Value::from_json(v) {
+                    ext.set(k, v);
+                }
+            }
+        });
+        err
+    }
+}

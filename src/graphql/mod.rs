@@ -1,0 +1,161 @@
+//! GraphQL at `/graphql`: a thin layer over `auth` and `documents`.
+//!
+//! Invariant: every error a client sees carries `extensions.code`. Resolver errors get
+//! it from [`crate::error::Error`]; parse, validation and limit errors from the engine
+//! get it in [`classify_engine_errors`].
+
+mod schema;
+mod types;
+
+pub use schema::{Mutation, Query, VellumSchema, build_schema};
+
+use async_graphql::{Context, ErrorExtensionValues, Response as GqlResponse, ServerError};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::auth::Principal;
+use crate::error::Error;
+use crate::rest::bearer_token;
+use crate::state::AppState;
+
+/// The principal of the current request.
+pub(crate) fn caller<'a>(ctx: &Context<'a>) -> &'a Principal {
+    ctx.data_unchecked::<Principal>()
+}
+
+pub(crate) fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
+    ctx.data_unchecked::<AppState>()
+}
+
+/// Turns a capability error into a GraphQL error with its code.
+pub(crate) fn gql(e: impl Into<Error>) -> async_graphql::Error {
+    let e: Error = e.into();
+    e.into()
+}
+
+pub async fn graphql_handler(
+    State(app): State<AppState>,
+    schema: axum::Extension<VellumSchema>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "LIMIT_EXCEEDED",
+                "request body is too large",
+                None,
+            );
+        }
+        Err(rejection) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION",
+                &rejection.body_text(),
+                Some("body"),
+            );
+        }
+    };
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(_) if body.first() == Some(&b'[') => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "VALIDATION",
+                "batched requests are not supported",
+                Some("body"),
+            );
+        }
+        Err(e) => {
+            let msg = format!("malformed GraphQL request: {e}");
+            return error_response(StatusCode::BAD_REQUEST, "VALIDATION", &msg, Some("body"));
+        }
+    };
+    let principal = match app
+        .auth
+        .authenticate(&app.store, bearer_token(&headers, &app.config).as_deref())
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            let code = e.code();
+            return error_response(StatusCode::UNAUTHORIZED, code, &e.public_message(), None);
+        }
+    };
+    let mut response = schema
+        .execute(request.data(principal).data(app.clone()))
+        .await;
+    classify_engine_errors(&mut response);
+    let headers = std::mem::take(&mut response.http_headers);
+    let mut out = axum::Json(response).into_response();
+    out.headers_mut().extend(headers);
+    out
+}
+
+pub async fn graphiql(State(app): State<AppState>) -> Response {
+    if !app.config.server.dev {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST GraphQL requests to /graphql",
+        )
+            .into_response();
+    }
+    Html(
+        async_graphql::http::GraphiQLSource::build()
+            .endpoint("/graphql")
+            .finish(),
+    )
+    .into_response()
+}
+
+fn error_response(status: StatusCode, code: &str, message: &str, field: Option<&str>) -> Response {
+    let mut ext = serde_json::json!({ "code": code });
+    if let Some(f) = field {
+        ext["field"] = f.into();
+    }
+    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": ext }] });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Gives engine errors (syntax, unknown fields, wrong types, depth and complexity
+/// limits) a code, and a `field` where the message names one.
+fn classify_engine_errors(response: &mut GqlResponse) {
+    for err in &mut response.errors {
+        if err
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.get("code").is_some())
+        {
+            continue;
+        }
+        let (code, field) = classify(err);
+        let ext = err
+            .extensions
+            .get_or_insert_with(ErrorExtensionValues::default);
+        ext.set("code", code);
+        if let Some(f) = field {
+            ext.set("field", f);
+        }
+    }
+}
+
+fn classify(err: &ServerError) -> (&'static str, Option<String>) {
+    let m = &err.message;
+    if m.contains("nested too deep") || m.contains("too complex") || m.contains("too many") {
+        return ("LIMIT_EXCEEDED", None);
+    }
+    let quoted_after = |marker: &str| {
+        let rest = &m[m.find(marker)? + marker.len()..];
+        let start = rest.find('"')? + 1;
+        let len = rest[start..].find('"')?;
+        Some(rest[start..start + len].to_string())
+    };
+    let field = quoted_after("unknown field")
+        .or_else(|| quoted_after("field"))
+        .or_else(|| quoted_after("argument"));
+    ("VALIDATION", field)
+}

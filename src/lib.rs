@@ -1,0 +1,13 @@
+//! Vellum: a collaborative headless CMS in one binary. See `ARCHITECTURE.md`.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod documents;
+pub mod error;
+pub mod graphql;
+pub mod rest;
+pub mod state;
+pub mod store;
+pub mod telemetry;

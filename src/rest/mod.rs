@@ -1,0 +1,140 @@
+//! REST under `/api`: the seed's endpoints for simple clients, described at
+//! `/api/openapi.json`. Thin: handlers call `auth` and `documents`.
+
+mod auth;
+mod documents;
+mod openapi;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::FromRequest;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::routing::{get, patch, post};
+use serde::de::DeserializeOwned;
+
+use crate::auth::Principal;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(auth::register))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/me", get(auth::me))
+        .route("/documents", post(documents::create).get(documents::list))
+        .route(
+            "/documents/{id}",
+            get(documents::get)
+                .patch(documents::update)
+                .delete(documents::delete),
+        )
+        .route("/documents/by-slug/{slug}", get(documents::get_by_slug))
+        .route("/documents/{id}/access", patch(documents::share))
+        .route("/openapi.json", get(openapi::spec))
+        .fallback(|| async { Error::NotFound("endpoint") })
+}
+
+/// The session or API token: `Authorization: Bearer …` first, then the session cookie.
+pub fn bearer_token(headers: &HeaderMap, config: &Config) -> Option<String> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let v = v.trim();
+        let token = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .unwrap_or(v);
+        return Some(token.trim().to_string());
+    }
+    let name = &config.auth.cookie_name;
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A `Set-Cookie` value carrying `token`, or clearing the cookie with `None`.
+pub fn session_cookie(config: &Config, token: Option<&str>) -> String {
+    let a = &config.auth;
+    let secure = if a.cookie_secure { "; Secure" } else { "" };
+    match token {
+        Some(t) => format!(
+            "{}={t}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+            a.cookie_name, a.token_ttl_secs
+        ),
+        None => format!(
+            "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
+            a.cookie_name
+        ),
+    }
+}
+
+/// The caller of a REST request. Bad credentials are a 401, never anonymous.
+pub struct Caller(pub Principal);
+
+impl axum::extract::FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &AppState,
+    ) -> Result<Self> {
+        let bearer = bearer_token(&parts.headers, &app.config);
+        Ok(Caller(
+            app.auth.authenticate(&app.store, bearer.as_deref()).await?,
+        ))
+    }
+}
+
+/// A JSON body whose errors name the offending field: malformed JSON, unknown
+/// fields and wrong types are VALIDATION errors, an oversized body LIMIT_EXCEEDED.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = Error;
+    async fn from_request(req: Request<axum::body::Body>, state: &S) -> Result<Self> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|r: BytesRejection| {
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Error::LimitExceeded("request body is too large".into())
+                } else {
+                    Error::validation("body", r.body_text())
+                }
+            })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return Error::validation("body", format!("malformed JSON: {inner}"));
+        }
+        let message = inner.to_string();
+        // serde names the field in backticks: "unknown field `foo`, expected …"
+        let unknown = ["unknown field `", "missing field `"]
+            .iter()
+            .find_map(|p| message.strip_prefix(p))
+            .and_then(|rest| rest.split_once('`'))
+            .map(|(name, _)| name.to_string());
+        let path = e.path().to_string();
+        let field = unknown.unwrap_or_else(|| {
+            if path == "." {
+                "body".to_string()
+            } else {
+                path
+            }
+        });
+        Error::validation(field, message)
+    })
+}

@@ -1,0 +1,34 @@
+//! The state every request handler shares.
+
+use std::sync::Arc;
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::store::Store;
+
+/// Cheap to clone: everything is behind one `Arc`.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub store: Store,
+    pub auth: Auth,
+}
+
+impl AppState {
+    pub fn new(config: Config, store: Store, auth: Auth) -> Self {
+        Self(Arc::new(Inner {
+            config,
+            store,
+            auth,
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,144 @@
+//! Storage: the only module that knows SQL.
+//!
+//! One [`Store`] over either of two real backends, chosen by the URL scheme:
+//! SQLite (the embedded default) and PostgreSQL. The schema is the same in both
+//! (see `migrations/`), so each query is written once and compiled against both
+//! drivers by [`on_db!`]; where the SQL differs, a method matches on the backend.
+//! This keeps one implementation per query instead of two copies that drift.
+
+mod documents;
+mod tokens;
+mod users;
+
+pub use documents::{
+    CursorKey, DocumentPage, ListQuery, MetadataChange, OrderField, UpdateOutcome,
+};
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::config::{self, DatabaseConfig};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool, once per backend.
+/// The body is type-checked against both drivers, so a query that does not
+/// work on one of them fails to compile or fails the shared test suite.
+macro_rules! on_db {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_db;
+
+impl Store {
+    /// Connects to `database.url` (empty: SQLite at `<data_dir>/vellum.db`).
+    /// Does not migrate; call [`Store::migrate`].
+    pub async fn connect(db: &DatabaseConfig, data_dir: &std::path::Path) -> anyhow::Result<Self> {
+        let url = db.url.expose();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url).context("invalid PostgreSQL URL")?;
+            let pool = PgPoolOptions::new()
+                .max_connections(db.max_connections)
+                .acquire_timeout(Duration::from_millis(db.busy_timeout_ms.max(1000)))
+                .connect_with(opts)
+                .await
+                .context("connecting to PostgreSQL")?;
+            return Ok(Self {
+                pool: Pool::Postgres(pool),
+            });
+        }
+        let opts = if url.is_empty() {
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+            SqliteConnectOptions::new().filename(data_dir.join("vellum.db"))
+        } else if url.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(url).context("invalid SQLite URL")?
+        } else {
+            anyhow::bail!("database.url must start with postgres://, postgresql:// or sqlite:");
+        };
+        let synchronous = match db.sqlite_synchronous {
+            config::SqliteSynchronous::Full => SqliteSynchronous::Full,
+            config::SqliteSynchronous::Normal => SqliteSynchronous::Normal,
+        };
+        let opts = opts
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(synchronous)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_millis(db.busy_timeout_ms));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(db.max_connections)
+            .connect_with(opts)
+            .await
+            .context("opening SQLite database")?;
+        Ok(Self {
+            pool: Pool::Sqlite(pool),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match &self.pool {
+            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
+            Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
+        }
+        .context("running migrations")
+    }
+
+    /// Readiness: the database answers a query.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        on_db!(self, p => sqlx::query("select 1").execute(p).await.map(drop))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        on_db!(self, p => p.close().await)
+    }
+}
+
+/// The current time at millisecond precision, so that values read back from
+/// either backend compare equal to what was written.
+pub fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+/// True when `e` is a unique-constraint violation (on either backend).
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}

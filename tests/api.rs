@@ -1,0 +1,752 @@
+//! GraphQL and REST through the real router, in-process, on both backends.
+
+mod common;
+
+use std::collections::HashSet;
+
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{Backend, TEST_SECRET, TestApp, gql_code};
+use serde_json::{Value, json};
+
+const ME: &str = "{ me { id email displayName role } }";
+
+async fn register_login_me(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    // GraphQL
+    let v = app
+        .gql(
+            None,
+            "mutation($i: RegisterInput!) { register(input: $i) { token user { email role displayName } } }",
+            json!({ "i": { "email": "Ada@Example.com", "password": "correct horse", "displayName": "Ada" } }),
+        )
+        .await;
+    assert_eq!(
+        v["data"]["register"]["user"],
+        json!({ "email": "ada@example.com", "role": "ADMIN", "displayName": "Ada" }),
+        "{v}"
+    );
+    let token = v["data"]["register"]["token"].as_str().unwrap().to_string();
+    let me = app.gql(Some(&token), ME, json!({})).await;
+    assert_eq!(me["data"]["me"]["email"], "ada@example.com");
+    let v = app
+        .gql(None, "mutation { login(email: \"ada@example.com\", password: \"correct horse\") { token user { role } } }", json!({}))
+        .await;
+    let token2 = v["data"]["login"]["token"].as_str().expect("login token");
+    assert_eq!(
+        app.gql(Some(token2), ME, json!({})).await["data"]["me"]["displayName"],
+        "Ada"
+    );
+    assert_eq!(
+        app.gql(None, ME, json!({})).await["data"]["me"],
+        Value::Null,
+        "anonymous me is null"
+    );
+
+    // REST
+    let (bob, _) = app.register("bob@example.com", "Bob").await;
+    let (status, v) = app.request("GET", "/api/auth/me", Some(&bob), None).await;
+    assert_eq!(
+        (status, v["email"].as_str(), v["role"].as_str()),
+        (StatusCode::OK, Some("bob@example.com"), Some("author"))
+    );
+    let (status, v) = app
+        .request(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({ "email": "BOB@example.com", "password": "correct horse" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .request("GET", "/api/auth/me", v["token"].as_str(), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, v) = app.request("GET", "/api/auth/me", None, None).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("UNAUTHENTICATED"))
+    );
+    let (status, v) = app.request("POST", "/api/auth/register", None, Some(json!({ "email": "bob@example.com", "password": "correct horse", "displayName": "B" }))).await;
+    assert_eq!(
+        (status, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("email"))
+    );
+}
+
+async fn unknown_user_and_wrong_password_look_the_same(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    app.register("ada@example.com", "Ada").await;
+    let wrong = app
+        .request(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({ "email": "ada@example.com", "password": "wrong password" })),
+        )
+        .await;
+    let unknown = app
+        .request(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({ "email": "nobody@example.com", "password": "wrong password" })),
+        )
+        .await;
+    assert_eq!(wrong.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong, unknown, "REST answers must be identical");
+    let q = |email: &str| {
+        format!(
+            "mutation {{ login(email: \"{email}\", password: \"wrong password\") {{ token }} }}"
+        )
+    };
+    let wrong = app.gql(None, &q("ada@example.com"), json!({})).await;
+    let unknown = app.gql(None, &q("nobody@example.com"), json!({})).await;
+    assert_eq!(gql_code(&wrong), Some("UNAUTHENTICATED"));
+    assert_eq!(wrong, unknown, "GraphQL answers must be identical");
+}
+
+fn sign(claims: &Value, secret: &str) -> String {
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), claims, &key).unwrap()
+}
+
+async fn bad_tokens_are_refused(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (good, id) = app.register("ada@example.com", "Ada").await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = |aud: &str, exp: i64| json!({ "sub": id, "iss": "vellum", "aud": aud, "iat": now, "exp": exp });
+    let valid = sign(&claims("vellum", now + 600), TEST_SECRET);
+    assert_eq!(
+        app.request("GET", "/api/auth/me", Some(&valid), None)
+            .await
+            .0,
+        StatusCode::OK,
+        "control: a well-formed token works"
+    );
+
+    let expired = sign(&claims("vellum", now - 3600), TEST_SECRET);
+    let wrong_audience = sign(&claims("someone-else", now + 600), TEST_SECRET);
+    let wrong_secret = sign(
+        &claims("vellum", now + 600),
+        "another-secret-that-is-at-least-32-bytes",
+    );
+    let mut parts: Vec<String> = good.split('.').map(String::from).collect();
+    let mut payload: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
+    payload["sub"] = json!(uuid::Uuid::now_v7());
+    parts[1] = URL_SAFE_NO_PAD.encode(payload.to_string());
+    let tampered = parts.join(".");
+    let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    let alg_none = format!(
+        "{none_header}.{}.",
+        URL_SAFE_NO_PAD.encode(claims("vellum", now + 600).to_string())
+    );
+    for (what, token) in [
+        ("expired", expired),
+        ("wrong audience", wrong_audience),
+        ("wrong secret", wrong_secret),
+        ("tampered", tampered),
+        ("alg none", alg_none),
+        ("garbage", "not-a-token".into()),
+        ("unknown api token", "vlm_nope".into()),
+    ] {
+        let (status, v) = app.request("GET", "/api/auth/me", Some(&token), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}: {v}");
+        let g = app.gql(Some(&token), ME, json!({})).await;
+        assert_eq!(gql_code(&g), Some("UNAUTHENTICATED"), "{what}: {g}");
+    }
+}
+
+async fn viewers_and_strangers_cannot_update(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (owner, _) = app.register("owner@example.com", "Owner").await;
+    let (viewer, _) = app.register("viewer@example.com", "Viewer").await;
+    let (stranger, _) = app.register("stranger@example.com", "Stranger").await;
+    let doc = app.create_doc(&owner, "Plans").await;
+    let id = doc["id"].as_str().unwrap();
+    let share = app
+        .gql(
+            Some(&owner),
+            "mutation($d: ID!) { grantAccess(documentId: $d, userEmail: \"viewer@example.com\", role: VIEWER) }",
+            json!({ "d": id }),
+        )
+        .await;
+    assert_eq!(share["data"]["grantAccess"], true, "{share}");
+    let update = "mutation($id: ID!) { updateDocument(id: $id, input: { title: \"Mine now\" }, lockVersion: 1) { title } }";
+    let v = app.gql(Some(&viewer), update, json!({ "id": id })).await;
+    assert_eq!(gql_code(&v), Some("FORBIDDEN"), "{v}");
+    let (status, _) = app
+        .request(
+            "PATCH",
+            &format!("/api/documents/{id}"),
+            Some(&viewer),
+            Some(json!({ "lockVersion": 1, "title": "x" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The viewer can read it; the stranger cannot even see it.
+    assert_eq!(
+        app.request("GET", &format!("/api/documents/{id}"), Some(&viewer), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let v = app.gql(Some(&stranger), update, json!({ "id": id })).await;
+    assert_eq!(gql_code(&v), Some("NOT_FOUND"), "{v}");
+    assert_eq!(
+        app.request(
+            "GET",
+            &format!("/api/documents/{id}"),
+            Some(&stranger),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.request("GET", &format!("/api/documents/{id}"), None, None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Nothing changed.
+    let (_, now) = app
+        .request("GET", &format!("/api/documents/{id}"), Some(&owner), None)
+        .await;
+    assert_eq!(
+        (now["title"].as_str(), now["lockVersion"].as_i64()),
+        (Some("Plans"), Some(1))
+    );
+    // An editor grant makes it writable; a read-scoped API token of the owner does not.
+    let (status, _) = app
+        .request(
+            "PATCH",
+            &format!("/api/documents/{id}/access"),
+            Some(&owner),
+            Some(json!({ "userEmail": "viewer@example.com", "role": "editor" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let v = app.gql(Some(&viewer), update, json!({ "id": id })).await;
+    assert_eq!(v["data"]["updateDocument"]["title"], "Mine now", "{v}");
+    let t = app
+        .gql(
+            Some(&owner),
+            "mutation { createApiToken(name: \"site\", scope: READ) { token } }",
+            json!({}),
+        )
+        .await;
+    let api = t["data"]["createApiToken"]["token"].as_str().unwrap();
+    assert_eq!(
+        app.request("GET", &format!("/api/documents/{id}"), Some(api), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (status, v) = app
+        .request(
+            "PATCH",
+            &format!("/api/documents/{id}"),
+            Some(api),
+            Some(json!({ "lockVersion": 2, "title": "x" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+}
+
+async fn concurrent_updates_one_conflict(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (owner, _) = app.register("owner@example.com", "Owner").await;
+    let doc = app.create_doc(&owner, "Race").await;
+    let id = doc["id"].as_str().unwrap();
+    let update = "mutation($id: ID!, $t: String!) { updateDocument(id: $id, input: { title: $t }, lockVersion: 1) { title lockVersion } }";
+    let (a, b) = tokio::join!(
+        app.gql(Some(&owner), update, json!({ "id": id, "t": "A" })),
+        app.gql(Some(&owner), update, json!({ "id": id, "t": "B" })),
+    );
+    let (won, lost) = if a["errors"].is_null() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(
+        won["data"]["updateDocument"]["lockVersion"], 2,
+        "one write succeeds: {won}"
+    );
+    assert_eq!(
+        gql_code(&lost),
+        Some("CONFLICT"),
+        "the other conflicts: {lost}"
+    );
+    let current = &lost["errors"][0]["extensions"]["current"];
+    assert_eq!(
+        current["title"], won["data"]["updateDocument"]["title"],
+        "CONFLICT carries the current record"
+    );
+    assert_eq!(current["lockVersion"], 2);
+    // REST says 409 with the current record too.
+    let (status, v) = app
+        .request(
+            "PATCH",
+            &format!("/api/documents/{id}"),
+            Some(&owner),
+            Some(json!({ "lockVersion": 1, "title": "late" })),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("CONFLICT"))
+    );
+    assert_eq!(v["error"]["current"]["lockVersion"], 2);
+}
+
+async fn pagination_walks_every_document_once(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (owner, _) = app.register("owner@example.com", "Owner").await;
+    let mut ids = HashSet::new();
+    for i in 0..13 {
+        ids.insert(
+            app.create_doc(&owner, &format!("Doc {}", i % 3)).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let q = "query($after: String, $o: DocumentOrder) { documents(first: 5, after: $after, orderBy: $o) {
+               edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }";
+    for order in [
+        json!({ "field": "TITLE", "direction": "ASC" }),
+        json!({ "field": "UPDATED_AT", "direction": "DESC" }),
+    ] {
+        let mut seen = Vec::new();
+        let mut after = Value::Null;
+        loop {
+            let v = app
+                .gql(Some(&owner), q, json!({ "after": after, "o": order }))
+                .await;
+            let conn = &v["data"]["documents"];
+            seen.extend(
+                conn["edges"]
+                    .as_array()
+                    .expect("edges")
+                    .iter()
+                    .map(|e| e["node"]["id"].as_str().unwrap().to_string()),
+            );
+            if conn["pageInfo"]["hasNextPage"] != true {
+                break;
+            }
+            after = conn["pageInfo"]["endCursor"].clone();
+        }
+        assert_eq!(seen.len(), 13, "{order}");
+        assert_eq!(seen.iter().cloned().collect::<HashSet<_>>(), ids);
+    }
+    // REST walks the same set.
+    let mut seen = Vec::new();
+    let mut path = "/api/documents?first=4&orderBy=createdAt&direction=asc".to_string();
+    loop {
+        let (status, v) = app.request("GET", &path, Some(&owner), None).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        seen.extend(
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["id"].as_str().unwrap().to_string()),
+        );
+        match v["pageInfo"]["endCursor"].as_str() {
+            Some(c) if v["pageInfo"]["hasNextPage"] == true => {
+                path = format!("/api/documents?first=4&orderBy=createdAt&direction=asc&after={c}")
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(seen.len(), 13);
+    assert_eq!(seen.into_iter().collect::<HashSet<_>>(), ids);
+    // A cursor from another order, or garbage, is a VALIDATION error on `after`.
+    let v = app
+        .gql(
+            Some(&owner),
+            "{ documents(first: 2) { pageInfo { endCursor } } }",
+            json!({}),
+        )
+        .await;
+    let cursor = v["data"]["documents"]["pageInfo"]["endCursor"].clone();
+    let v = app
+        .gql(
+            Some(&owner),
+            q,
+            json!({ "after": cursor, "o": { "field": "TITLE", "direction": "ASC" } }),
+        )
+        .await;
+    assert_eq!(
+        (gql_code(&v), v["errors"][0]["extensions"]["field"].as_str()),
+        (Some("VALIDATION"), Some("after"))
+    );
+    let v = app.gql(Some(&owner), q, json!({ "after": "zzz" })).await;
+    assert_eq!(gql_code(&v), Some("VALIDATION"));
+    let v = app
+        .gql(
+            Some(&owner),
+            "{ documents(first: 1000) { edges { cursor } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        matches!(gql_code(&v), Some("VALIDATION" | "LIMIT_EXCEEDED")),
+        "{v}"
+    );
+}
+
+async fn bad_input_is_validation_and_writes_nothing(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (owner, _) = app.register("owner@example.com", "Owner").await;
+    let doc = app.create_doc(&owner, "Keep me").await;
+    let id = doc["id"].as_str().unwrap().to_string();
+    let count = || async {
+        app.state
+            .store
+            .list_documents(&all_docs())
+            .await
+            .unwrap()
+            .documents
+            .len()
+    };
+    assert_eq!(count().await, 1);
+
+    let field = |v: &Value| v["error"]["field"].as_str().map(String::from);
+    let long = "x".repeat(201);
+    let long_title = format!("{{\"title\": \"{long}\"}}");
+    let rest_cases: Vec<(&str, String, Option<&str>, &str)> = vec![
+        (
+            "POST",
+            "/api/documents".into(),
+            Some("{\"title\": "),
+            "body",
+        ),
+        (
+            "POST",
+            "/api/documents".into(),
+            Some("{\"title\": \"ok\", \"color\": \"red\"}"),
+            "color",
+        ),
+        (
+            "POST",
+            "/api/documents".into(),
+            Some("{\"slug\": \"no-title\"}"),
+            "title",
+        ),
+        (
+            "POST",
+            "/api/documents".into(),
+            Some("{\"title\": 5}"),
+            "title",
+        ),
+        ("POST", "/api/documents".into(), Some(&long_title), "title"),
+        (
+            "POST",
+            "/api/documents".into(),
+            Some("{\"title\": \"ok\", \"slug\": \"Not A Slug\"}"),
+            "slug",
+        ),
+        (
+            "PATCH",
+            format!("/api/documents/{id}"),
+            Some("{\"lockVersion\": 1, \"slug\": \"-bad\"}"),
+            "slug",
+        ),
+        (
+            "PATCH",
+            format!("/api/documents/{id}"),
+            Some("{\"lockVersion\": 1, \"nope\": 1}"),
+            "nope",
+        ),
+        (
+            "PATCH",
+            format!("/api/documents/{id}"),
+            Some("{\"title\": \"no lock\"}"),
+            "lockVersion",
+        ),
+        (
+            "PATCH",
+            format!("/api/documents/{id}"),
+            Some("{\"lockVersion\": 1, \"status\": \"gone\"}"),
+            "status",
+        ),
+        ("GET", "/api/documents/not-a-uuid".into(), None, "id"),
+    ];
+    for (method, path, body, want) in rest_cases {
+        let (status, v) = app.raw(method, &path, Some(&owner), body).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{method} {path} {body:?}: {v}"
+        );
+        assert_eq!(v["error"]["code"], "VALIDATION", "{v}");
+        assert_eq!(
+            field(&v).as_deref(),
+            Some(want),
+            "{method} {path} {body:?}: {v}"
+        );
+    }
+
+    let create = "mutation($i: CreateDocumentInput!) { createDocument(input: $i) { id } }";
+    let update = "mutation($id: ID!, $i: UpdateDocumentInput!) { updateDocument(id: $id, input: $i, lockVersion: 1) { id } }";
+    let gql_cases = [
+        (create, json!({ "i": { "title": long } }), "title"),
+        (
+            create,
+            json!({ "i": { "title": "ok", "slug": "UPPER" } }),
+            "slug",
+        ),
+        (
+            create,
+            json!({ "i": { "title": "ok", "colour": "red" } }),
+            "colour",
+        ),
+        (update, json!({ "id": id, "i": { "slug": "a--b" } }), "slug"),
+        (
+            update,
+            json!({ "id": id, "i": { "title": "   " } }),
+            "title",
+        ),
+        (update, json!({ "id": "nope", "i": { "title": "x" } }), "id"),
+    ];
+    for (q, vars, want) in gql_cases {
+        let v = app.gql(Some(&owner), q, vars.clone()).await;
+        assert_eq!(gql_code(&v), Some("VALIDATION"), "{vars}: {v}");
+        assert_eq!(
+            v["errors"][0]["extensions"]["field"].as_str(),
+            Some(want),
+            "{vars}: {v}"
+        );
+    }
+    let (status, v) = app
+        .raw("POST", "/graphql", Some(&owner), Some("{\"query\": "))
+        .await;
+    assert_eq!(
+        (status, gql_code(&v)),
+        (StatusCode::BAD_REQUEST, Some("VALIDATION")),
+        "{v}"
+    );
+    let v = app.gql(Some(&owner), "{ me { id ", json!({})).await;
+    assert_eq!(gql_code(&v), Some("VALIDATION"), "syntax error: {v}");
+    let v = app
+        .gql(Some(&owner), "{ me { shoeSize } }", json!({}))
+        .await;
+    assert_eq!(
+        (gql_code(&v), v["errors"][0]["extensions"]["field"].as_str()),
+        (Some("VALIDATION"), Some("shoeSize")),
+        "{v}"
+    );
+
+    assert_eq!(count().await, 1, "nothing was written");
+    let (_, now) = app
+        .request("GET", &format!("/api/documents/{id}"), Some(&owner), None)
+        .await;
+    assert_eq!(
+        (now["title"].as_str(), now["lockVersion"].as_i64()),
+        (Some("Keep me"), Some(1))
+    );
+}
+
+fn all_docs() -> vellum::store::ListQuery {
+    vellum::store::ListQuery {
+        status: None,
+        owner: None,
+        visible_to: None,
+        order: vellum::store::OrderField::CreatedAt,
+        descending: false,
+        after: None,
+        limit: 100,
+    }
+}
+
+async fn graphql_limits(backend: Backend) {
+    let app = TestApp::with_config(backend, |c| {
+        c.graphql.max_depth = 4;
+        c.graphql.introspection = false;
+    })
+    .await;
+    let (owner, _) = app.register("owner@example.com", "Owner").await;
+    let deep = "{ documents { edges { node { owner { id } } } } }";
+    let v = app.gql(Some(&owner), deep, json!({})).await;
+    assert_eq!(gql_code(&v), Some("LIMIT_EXCEEDED"), "{v}");
+    let v = app
+        .gql(None, "{ __schema { types { name } } }", json!({}))
+        .await;
+    assert!(v["data"]["__schema"].is_null(), "introspection is off: {v}");
+    let batch = json!([{ "query": ME }, { "query": ME }]).to_string();
+    let (status, v) = app.raw("POST", "/graphql", None, Some(&batch)).await;
+    assert_eq!(
+        (status, gql_code(&v)),
+        (StatusCode::BAD_REQUEST, Some("VALIDATION")),
+        "{v}"
+    );
+    let big = format!(
+        "{{\"query\": \"{{ me {{ id }} }}\", \"pad\": \"{}\"}}",
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let (status, v) = app.raw("POST", "/graphql", None, Some(&big)).await;
+    assert_eq!(
+        (status, gql_code(&v)),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("LIMIT_EXCEEDED")),
+        "{v}"
+    );
+    let (status, v) = app
+        .raw("POST", "/api/documents", Some(&owner), Some(&big))
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("LIMIT_EXCEEDED"))
+    );
+}
+
+async fn documents_lifecycle(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (admin, _) = app.register("admin@example.com", "Admin").await;
+    let (author, _) = app.register("author@example.com", "Author").await;
+    let a = app.create_doc(&author, "Hello, World!").await;
+    assert_eq!(
+        (a["slug"].as_str(), a["status"].as_str()),
+        (Some("hello-world"), Some("draft"))
+    );
+    let b = app.create_doc(&author, "Hello world").await;
+    assert_eq!(b["slug"], "hello-world-2", "derived slugs avoid collisions");
+    let v = app
+        .gql(
+            Some(&author),
+            "{ document(slug: \"hello-world-2\") { id title owner { displayName email } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        v["data"]["document"]["owner"],
+        json!({ "displayName": "Author", "email": "author@example.com" })
+    );
+    // Admins see every document; the author's list holds only theirs.
+    let admin_doc = app.create_doc(&admin, "Admin only").await;
+    let list = "{ documents(first: 50) { edges { node { id } } } }";
+    let count = |v: Value| v["data"]["documents"]["edges"].as_array().unwrap().len();
+    assert_eq!(count(app.gql(Some(&admin), list, json!({})).await), 3);
+    assert_eq!(count(app.gql(Some(&author), list, json!({})).await), 2);
+    // Only the owner or an admin deletes.
+    let (status, _) = app
+        .request(
+            "DELETE",
+            &format!("/api/documents/{}", admin_doc["id"].as_str().unwrap()),
+            Some(&author),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let id = a["id"].as_str().unwrap();
+    let v = app
+        .gql(
+            Some(&author),
+            "mutation($id: ID!) { deleteDocument(id: $id) }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(v["data"]["deleteDocument"], id, "{v}");
+    assert_eq!(
+        app.request("GET", &format!("/api/documents/{id}"), Some(&author), None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, v) = app
+        .request(
+            "GET",
+            "/api/documents/by-slug/hello-world-2",
+            Some(&author),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, v["title"].as_str()),
+        (StatusCode::OK, Some("Hello world"))
+    );
+    // Viewers cannot create.
+    let v = app
+        .gql(
+            Some(&admin),
+            "mutation { createApiToken(name: \"ci\") { token apiToken { scope } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(v["data"]["createApiToken"]["apiToken"]["scope"], "READ");
+    let ro = v["data"]["createApiToken"]["token"].as_str().unwrap();
+    let v = app
+        .gql(
+            Some(ro),
+            "mutation { createDocument(input: { title: \"x\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(gql_code(&v), Some("FORBIDDEN"), "{v}");
+}
+
+async fn ops_endpoints(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    assert_eq!(
+        app.request("GET", "/healthz", None, None).await,
+        (StatusCode::OK, json!({ "status": "ok" }))
+    );
+    assert_eq!(
+        app.request("GET", "/readyz", None, None).await,
+        (StatusCode::OK, json!({ "status": "ready" }))
+    );
+    let (status, spec) = app.request("GET", "/api/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    for path in [
+        "/api/auth/register",
+        "/api/auth/login",
+        "/api/auth/logout",
+        "/api/auth/me",
+        "/api/documents",
+        "/api/documents/{id}",
+        "/api/documents/by-slug/{slug}",
+        "/api/documents/{id}/access",
+    ] {
+        assert!(spec["paths"][path].is_object(), "{path} is described");
+    }
+    let (status, v) = app.request("GET", "/api/nothing-here", None, None).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("NOT_FOUND"))
+    );
+    app.state.store.close().await;
+    assert_eq!(
+        app.request("GET", "/readyz", None, None).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+async fn registration_can_be_closed(backend: Backend) {
+    let app = TestApp::with_config(backend, |c| c.auth.allow_registration = false).await;
+    let (status, v) = app
+        .request("POST", "/api/auth/register", None, Some(json!({ "email": "a@example.com", "password": "correct horse", "displayName": "A" })))
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("FORBIDDEN"))
+    );
+}
+
+both_backends!(
+    register_login_me,
+    unknown_user_and_wrong_password_look_the_same,
+    bad_tokens_are_refused,
+    viewers_and_strangers_cannot_update,
+    concurrent_updates_one_conflict,
+    pagination_walks_every_document_once,
+    bad_input_is_validation_and_writes_nothing,
+    graphql_limits,
+    documents_lifecycle,
+    ops_endpoints,
+    registration_can_be_closed,
+);

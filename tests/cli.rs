@@ -1,0 +1,233 @@
+//! The real `vellum` binary: start, serve, refuse bad settings, shut down on SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+use common::{Backend, TestDb};
+
+struct Server {
+    child: Child,
+    addr: String,
+    log: Vec<String>,
+}
+
+/// Starts `vellum serve --port 0` and waits for its `listening` line.
+fn start(env: &[(&str, &str)], data_dir: &std::path::Path) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vellum"));
+    cmd.args(["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("JWT_SECRET")
+        .env_remove("VELLUM_DEV")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn vellum");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log.push(line.clone());
+        if let Some(rest) = line.split("listening addr=").nth(1) {
+            let addr = rest.split_whitespace().next().unwrap().to_string();
+            // Keep draining stderr so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return Server { child, addr, log };
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait();
+    panic!("vellum exited before listening ({status:?}): {log:#?}");
+}
+
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        out.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+    )
+}
+
+fn sigterm_and_wait(mut server: Server) {
+    Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+}
+
+#[test]
+fn serves_with_embedded_sqlite_and_a_generated_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&[], dir.path());
+    assert!(
+        server.log.iter().any(|l| l.contains("backend=Sqlite")),
+        "{:#?}",
+        server.log
+    );
+    assert_eq!(
+        get(&server.addr, "/healthz"),
+        (200, "{\"status\":\"ok\"}".into())
+    );
+    assert_eq!(get(&server.addr, "/readyz").0, 200);
+    assert_eq!(
+        get(&server.addr, "/graphql").0,
+        405,
+        "GraphiQL only in dev mode"
+    );
+    let secret = std::fs::read_to_string(dir.path().join("jwt_secret")).unwrap();
+    assert!(secret.len() >= 32);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("jwt_secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the secret file is private");
+    }
+    assert!(dir.path().join("vellum.db").exists());
+    sigterm_and_wait(server);
+    // A restart keeps the same secret.
+    let server = start(&[], dir.path());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("jwt_secret")).unwrap(),
+        secret
+    );
+    sigterm_and_wait(server);
+}
+
+#[tokio::test]
+async fn serves_with_postgres_from_database_url() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let url = db.config.database.url.expose().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vellum"))
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .env("DATABASE_URL", &url)
+        .env_remove("JWT_SECRET")
+        .env_remove("VELLUM_DEV")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "PostgreSQL without JWT_SECRET is refused"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("JWT_SECRET"));
+    let server = start(
+        &[("DATABASE_URL", &url), ("JWT_SECRET", common::TEST_SECRET)],
+        dir.path(),
+    );
+    assert!(
+        server.log.iter().any(|l| l.contains("backend=Postgres")),
+        "{:#?}",
+        server.log
+    );
+    assert_eq!(get(&server.addr, "/readyz").0, 200);
+    assert!(
+        !dir.path().join("vellum.db").exists(),
+        "no SQLite file with PostgreSQL"
+    );
+    sigterm_and_wait(server);
+}
+
+#[test]
+fn refuses_weak_secrets_outside_dev_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    for secret in ["short", vellum::config::DEV_JWT_SECRET] {
+        let out = Command::new(env!("CARGO_BIN_EXE_vellum"))
+            .args(["serve", "--port", "0", "--data-dir"])
+            .arg(dir.path())
+            .env("JWT_SECRET", secret)
+            .env_remove("VELLUM_DEV")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{secret} must be refused");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("JWT_SECRET must be at least 32 bytes")
+        );
+    }
+    // Dev mode relaxes it.
+    let server = start(&[("JWT_SECRET", "short"), ("VELLUM_DEV", "1")], dir.path());
+    assert_eq!(get(&server.addr, "/graphql").0, 200, "GraphiQL in dev mode");
+    sigterm_and_wait(server);
+}
+
+#[test]
+fn print_config_redacts_secrets_and_reports_bad_settings() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vellum"))
+        .arg("print-config")
+        .env("JWT_SECRET", "a-very-secret-value-that-is-long-enough")
+        .env("DATABASE_URL", "postgres://u:hunter2@db/vellum")
+        .env("VELLUM_SERVER__PORT", "9123")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("port = 9123"), "{text}");
+    assert!(
+        !text.contains("hunter2") && !text.contains("a-very-secret"),
+        "{text}"
+    );
+    assert!(text.contains("[redacted]"));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_vellum"))
+        .arg("print-config")
+        .env("VELLUM_SERVER__PROT", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("server.prot"));
+}
+
+#[test]
+fn user_create_makes_an_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vellum"))
+        .args([
+            "user",
+            "create",
+            "--email",
+            "Root@Example.com",
+            "--name",
+            "Root",
+            "--admin",
+        ])
+        .env("VELLUM_DATA_DIR", dir.path())
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b"long enough password\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("root@example.com"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("as admin"));
+}

@@ -1,0 +1,395 @@
+//! The storage test suite: each test is written once and runs on SQLite and PostgreSQL,
+//! each on a fresh database.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{Backend, TestDb};
+use vellum::auth::{Grant, Role, TokenScope};
+use vellum::documents::DocStatus;
+use vellum::store::{CursorKey, ListQuery, MetadataChange, OrderField, Store, UpdateOutcome};
+
+async fn user(store: &Store, email: &str) -> vellum::auth::User {
+    store
+        .create_user(email, "Someone", "not-a-hash", None, Role::Author)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn first_user_is_admin_and_emails_are_unique(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let a = user(&store, "a@example.com").await;
+    let b = user(&store, "b@example.com").await;
+    assert_eq!(a.role, Role::Admin);
+    assert_eq!(b.role, Role::Author);
+    let dup = store
+        .create_user("a@example.com", "Again", "h", None, Role::Author)
+        .await
+        .unwrap();
+    assert!(dup.is_none(), "a taken email is refused");
+    let v = store
+        .create_user("v@example.com", "V", "h", Some(Role::Viewer), Role::Author)
+        .await
+        .unwrap();
+    assert_eq!(v.unwrap().role, Role::Viewer);
+    assert_eq!(store.count_users().await.unwrap(), 3);
+    let (found, hash) = store.credentials("a@example.com").await.unwrap().unwrap();
+    assert_eq!((found.id, hash.as_str()), (a.id, "not-a-hash"));
+    assert_eq!(
+        store.user_by_id(b.id).await.unwrap().unwrap().email,
+        "b@example.com"
+    );
+}
+
+async fn migrations_are_idempotent(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+}
+
+async fn slugs_are_unique_among_live_documents(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let owner = user(&store, "o@example.com").await;
+    let d = store
+        .create_document(owner.id, "One", "one")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.lock_version, d.status), (1, DocStatus::Draft));
+    assert!(
+        store
+            .create_document(owner.id, "Other", "one")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.delete_document(d.id).await.unwrap());
+    assert!(
+        !store.delete_document(d.id).await.unwrap(),
+        "deleting twice finds nothing"
+    );
+    assert!(
+        store.document_by_id(d.id, None).await.unwrap().is_none(),
+        "deleted is invisible"
+    );
+    let again = store
+        .create_document(owner.id, "One again", "one")
+        .await
+        .unwrap();
+    assert!(again.is_some(), "a deleted document frees its slug");
+    let (by_slug, _) = store.document_by_slug("one", None).await.unwrap().unwrap();
+    assert_eq!(by_slug.title, "One again");
+}
+
+async fn stale_lock_version_is_refused(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let owner = user(&store, "o@example.com").await;
+    let d = store
+        .create_document(owner.id, "T", "t")
+        .await
+        .unwrap()
+        .unwrap();
+    let change = MetadataChange {
+        title: Some("T2"),
+        status: Some(DocStatus::InReview),
+        ..Default::default()
+    };
+    let UpdateOutcome::Updated(d2) = store.update_document(d.id, 1, &change).await.unwrap() else {
+        panic!("first write succeeds");
+    };
+    assert_eq!(
+        (d2.lock_version, d2.title.as_str(), d2.slug.as_str()),
+        (2, "T2", "t")
+    );
+    assert!(d2.updated_at >= d.updated_at);
+    let again = MetadataChange {
+        title: Some("T3"),
+        ..Default::default()
+    };
+    match store.update_document(d.id, 1, &again).await.unwrap() {
+        UpdateOutcome::Stale(current) => {
+            assert_eq!((current.lock_version, current.title.as_str()), (2, "T2"))
+        }
+        other => panic!("expected stale, got {other:?}"),
+    }
+    let other = store
+        .create_document(owner.id, "U", "u")
+        .await
+        .unwrap()
+        .unwrap();
+    let steal = MetadataChange {
+        slug: Some("t"),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.update_document(other.id, 1, &steal).await.unwrap(),
+        UpdateOutcome::SlugTaken
+    ));
+    let missing = store
+        .update_document(uuid::Uuid::now_v7(), 1, &again)
+        .await
+        .unwrap();
+    assert!(matches!(missing, UpdateOutcome::Missing));
+}
+
+async fn concurrent_writers_one_wins(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let owner = user(&store, "o@example.com").await;
+    let d = store
+        .create_document(owner.id, "T", "t")
+        .await
+        .unwrap()
+        .unwrap();
+    for round in 0..10 {
+        let lock = d.lock_version + round;
+        let (s1, s2) = (store.clone(), store.clone());
+        let a = tokio::spawn(async move {
+            s1.update_document(
+                d.id,
+                lock,
+                &MetadataChange {
+                    title: Some("from a"),
+                    ..Default::default()
+                },
+            )
+            .await
+        });
+        let b = tokio::spawn(async move {
+            s2.update_document(
+                d.id,
+                lock,
+                &MetadataChange {
+                    title: Some("from b"),
+                    ..Default::default()
+                },
+            )
+            .await
+        });
+        let outcomes = [a.await.unwrap().unwrap(), b.await.unwrap().unwrap()];
+        let wins = outcomes
+            .iter()
+            .filter(|o| matches!(o, UpdateOutcome::Updated(_)))
+            .count();
+        let stale = outcomes
+            .iter()
+            .filter(|o| matches!(o, UpdateOutcome::Stale(_)))
+            .count();
+        assert_eq!((wins, stale), (1, 1), "round {round}: {outcomes:?}");
+    }
+}
+
+async fn listing_walks_every_visible_document_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let admin = user(&store, "admin@example.com").await;
+    let author = user(&store, "author@example.com").await;
+    let mut mine = HashSet::new();
+    let mut all = HashSet::new();
+    for i in 0..23 {
+        // Repeated titles make the id tie-breaker matter.
+        let owner = if i % 3 == 0 { author.id } else { admin.id };
+        let d = store
+            .create_document(owner, &format!("Doc {}", i % 4), &format!("doc-{i}"))
+            .await
+            .unwrap()
+            .unwrap();
+        all.insert(d.id);
+        if owner == author.id {
+            mine.insert(d.id);
+        }
+    }
+    let shared = store
+        .create_document(admin.id, "Shared", "shared")
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .set_grant(shared.id, author.id, Some(Grant::Viewer), admin.id)
+        .await
+        .unwrap();
+    all.insert(shared.id);
+    mine.insert(shared.id);
+
+    for order in [
+        OrderField::CreatedAt,
+        OrderField::UpdatedAt,
+        OrderField::Title,
+    ] {
+        for descending in [false, true] {
+            for (visible_to, expected) in [(None, &all), (Some(author.id), &mine)] {
+                let seen = walk(&store, order, descending, visible_to, 4).await;
+                let unique: HashSet<_> = seen.iter().copied().collect();
+                assert_eq!(
+                    unique.len(),
+                    seen.len(),
+                    "{order:?} desc={descending}: a document came twice"
+                );
+                assert_eq!(
+                    &unique, expected,
+                    "{order:?} desc={descending} visible_to={visible_to:?}"
+                );
+            }
+        }
+    }
+    let drafts = ListQuery {
+        status: Some(DocStatus::Published),
+        ..query(OrderField::CreatedAt, None)
+    };
+    assert!(
+        store
+            .list_documents(&drafts)
+            .await
+            .unwrap()
+            .documents
+            .is_empty()
+    );
+    let by_owner = ListQuery {
+        owner: Some(author.id),
+        limit: 100,
+        ..query(OrderField::CreatedAt, None)
+    };
+    assert_eq!(
+        store
+            .list_documents(&by_owner)
+            .await
+            .unwrap()
+            .documents
+            .len(),
+        8
+    );
+}
+
+fn query(order: OrderField, visible_to: Option<uuid::Uuid>) -> ListQuery {
+    ListQuery {
+        status: None,
+        owner: None,
+        visible_to,
+        order,
+        descending: false,
+        after: None,
+        limit: 4,
+    }
+}
+
+async fn walk(
+    store: &Store,
+    order: OrderField,
+    descending: bool,
+    visible_to: Option<uuid::Uuid>,
+    limit: u32,
+) -> Vec<uuid::Uuid> {
+    let mut seen = Vec::new();
+    let mut after: Option<(CursorKey, uuid::Uuid)> = None;
+    loop {
+        let q = ListQuery {
+            descending,
+            after: after.clone(),
+            limit,
+            ..query(order, visible_to)
+        };
+        let page = store.list_documents(&q).await.unwrap();
+        assert!(page.documents.len() <= limit as usize);
+        seen.extend(page.documents.iter().map(|d| d.id));
+        match page.documents.last() {
+            Some(last) if page.has_next_page => after = Some((order.key_of(last), last.id)),
+            _ => return seen,
+        }
+    }
+}
+
+async fn grants_and_api_tokens(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let owner = user(&store, "o@example.com").await;
+    let other = user(&store, "x@example.com").await;
+    let d = store
+        .create_document(owner.id, "T", "t")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .document_by_id(d.id, Some(other.id))
+            .await
+            .unwrap()
+            .unwrap()
+            .1,
+        None
+    );
+    store
+        .set_grant(d.id, other.id, Some(Grant::Viewer), owner.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .document_by_id(d.id, Some(other.id))
+            .await
+            .unwrap()
+            .unwrap()
+            .1,
+        Some(Grant::Viewer)
+    );
+    store
+        .set_grant(d.id, other.id, Some(Grant::Editor), owner.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .document_by_slug("t", Some(other.id))
+            .await
+            .unwrap()
+            .unwrap()
+            .1,
+        Some(Grant::Editor)
+    );
+    store
+        .set_grant(d.id, other.id, None, owner.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .document_by_id(d.id, Some(other.id))
+            .await
+            .unwrap()
+            .unwrap()
+            .1,
+        None
+    );
+
+    let t = store
+        .create_api_token(other.id, "site", TokenScope::Read, "hash-1")
+        .await
+        .unwrap();
+    let (u, scope) = store.api_token_owner("hash-1").await.unwrap().unwrap();
+    assert_eq!((u.id, scope), (other.id, TokenScope::Read));
+    assert!(store.api_token_owner("hash-2").await.unwrap().is_none());
+    let listed = store.list_api_tokens(other.id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].last_used_at.is_some(), "use is recorded");
+    assert!(
+        !store.revoke_api_token(owner.id, t.id).await.unwrap(),
+        "only the owner revokes"
+    );
+    assert!(store.revoke_api_token(other.id, t.id).await.unwrap());
+    assert!(
+        store.api_token_owner("hash-1").await.unwrap().is_none(),
+        "revoked tokens stop working"
+    );
+}
+
+both_backends!(
+    first_user_is_admin_and_emails_are_unique,
+    migrations_are_idempotent,
+    slugs_are_unique_among_live_documents,
+    stale_lock_version_is_refused,
+    concurrent_writers_one_wins,
+    listing_walks_every_visible_document_once,
+    grants_and_api_tokens,
+);
