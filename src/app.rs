@@ -14,7 +14,11 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
+use std::sync::Arc;
+
 use crate::auth::Auth;
+use crate::bus::{Bus, InProcessBus};
+use crate::collab::Collab;
 use crate::config::{Config, DEV_JWT_SECRET};
 use crate::graphql;
 use crate::rest;
@@ -24,15 +28,38 @@ use crate::store::{Backend, Store};
 /// Connects the store, runs migrations and resolves the JWT secret.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     if !config.bus.redis_url.is_empty() {
-        bail!(
-            "REDIS_URL / bus.redis_url is set, but this build has no Redis bus yet; unset it to run a single node"
-        );
+        bail!("REDIS_URL / bus.redis_url is set, but this build has no Redis bus yet; unset it to run a single node");
     }
     let store = Store::connect(&config.database, &config.server.data_dir).await?;
     store.migrate().await?;
     let secret = jwt_secret(&config, store.backend())?;
     let auth = Auth::new(&secret, &config.auth);
-    Ok(AppState::new(config, store, auth))
+    let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new(1024));
+    let collab = Collab::new(config.collab.clone(), store.clone(), bus);
+    start_session_heartbeat(&store, &collab).await?;
+    Ok(AppState::new(config, store, auth, collab))
+}
+
+/// Clears `active_sessions` rows left by this node's previous run or by dead nodes,
+/// then refreshes this node's rows every `collab.heartbeat_secs`.
+async fn start_session_heartbeat(store: &Store, collab: &Collab) -> anyhow::Result<()> {
+    let every = Duration::from_secs(collab.config().heartbeat_secs);
+    let stale_before = crate::store::now() - chrono::Duration::from_std(every * 3)?;
+    let cleared = store.clear_stale_sessions(collab.node_id(), stale_before).await?;
+    if cleared > 0 {
+        tracing::info!(cleared, "cleared stale sessions");
+    }
+    let (store, node) = (store.clone(), collab.node_id().to_string());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            if let Err(e) = store.heartbeat_sessions(&node).await {
+                tracing::warn!(error = ?e, "session heartbeat failed");
+            }
+        }
+    });
+    Ok(())
 }
 
 /// The signing secret, under the rules documented in `config/default.toml`.
@@ -41,9 +68,7 @@ fn jwt_secret(config: &Config, backend: Backend) -> anyhow::Result<Vec<u8>> {
     let dev = config.server.dev;
     if !set.is_empty() {
         if !dev && (set.len() < 32 || set == DEV_JWT_SECRET) {
-            bail!(
-                "JWT_SECRET must be at least 32 bytes and not the development secret (or run with VELLUM_DEV=1)"
-            );
+            bail!("JWT_SECRET must be at least 32 bytes and not the development secret (or run with VELLUM_DEV=1)");
         }
         return Ok(set.as_bytes().to_vec());
     }
@@ -51,9 +76,7 @@ fn jwt_secret(config: &Config, backend: Backend) -> anyhow::Result<Vec<u8>> {
         return Ok(DEV_JWT_SECRET.as_bytes().to_vec());
     }
     if backend == Backend::Postgres {
-        bail!(
-            "set JWT_SECRET (at least 32 bytes): with PostgreSQL every node must share the same secret"
-        );
+        bail!("set JWT_SECRET (at least 32 bytes): with PostgreSQL every node must share the same secret");
     }
     load_or_create_secret(&config.server.data_dir.join("jwt_secret"))
 }
@@ -92,15 +115,10 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 pub fn router(state: AppState) -> Router {
     let schema = graphql::build_schema(&state.config);
     Router::new()
-        .route(
-            "/graphql",
-            get(graphql::graphiql).post(graphql::graphql_handler),
-        )
+        .route("/graphql", get(graphql::graphiql).post(graphql::graphql_handler))
+        .route("/ws/doc/{id}", get(crate::ws::upgrade))
         .nest("/api", rest::router())
-        .route(
-            "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
-        )
+        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/readyz", get(readyz))
         .layer(Extension(schema))
         .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
@@ -131,10 +149,13 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
     let store = state.store.clone();
+    let collab = state.collab.clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down");
+        // Rooms flush pending updates, write final snapshots and close their sockets.
+        collab.shutdown().await;
         let _ = stop_tx.send(());
     });
     let server = tokio::spawn(async move { server.await });
@@ -150,21 +171,27 @@ pub async fn serve(
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called
+/// (not when first polled), so a signal right after start-up is not missed.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -171,12 +171,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let user = auth::create_user(&store, input, Some(role))
                 .await
                 .map_err(|e| anyhow::anyhow!(e.public_message()))?;
-            println!(
-                "created {} ({}) as {}",
-                user.email,
-                user.id,
-                user.role.as_str()
-            );
+            println!("created {} ({}) as {}", user.email, user.id, user.role.as_str());
             Ok(())
         }
         Command::PrintConfig => {
@@ -191,6 +186,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::warn!("development mode: GraphiQL is on and the JWT secret check is relaxed");
     }
     tracing::debug!(?config, "settings");
+    let shutdown = app::shutdown_signal();
     let addr = format!("{}:{}", config.server.host, config.server.port);
     let state = app::build_state(config).await?;
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -198,5 +194,5 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, backend = ?state.store.backend(), "listening");
-    app::serve(listener, state, app::shutdown_signal()).await
+    app::serve(listener, state, shutdown).await
 }

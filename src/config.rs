@@ -22,6 +22,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub bus: BusConfig,
+    pub collab: CollabConfig,
     pub auth: AuthConfig,
     pub graphql: GraphqlConfig,
     pub log: LogConfig,
@@ -58,6 +59,31 @@ pub enum SqliteSynchronous {
 #[serde(deny_unknown_fields)]
 pub struct BusConfig {
     pub redis_url: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollabConfig {
+    pub durability: Durability,
+    pub max_message_bytes: usize,
+    pub max_document_bytes: usize,
+    pub max_connections_per_document: usize,
+    pub max_connections: usize,
+    pub outbound_queue: usize,
+    pub max_pending_bytes: usize,
+    pub snapshot_every_updates: u64,
+    pub snapshot_every_bytes: u64,
+    pub unload_grace_ms: u64,
+    pub max_batch: usize,
+    pub heartbeat_secs: u64,
+    pub node_id: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Committed before anyone sees it.
+    Strict,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -113,11 +139,7 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "\"\""
-        } else {
-            "\"[redacted]\""
-        })
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"[redacted]\"" })
     }
 }
 
@@ -130,12 +152,8 @@ impl Serialize for Secret {
 impl Config {
     /// The compiled-in defaults alone (what tests start from).
     pub fn defaults() -> Self {
-        Self::from_value(
-            DEFAULT_TOML
-                .parse()
-                .expect("config/default.toml is valid TOML"),
-        )
-        .expect("config/default.toml names every setting")
+        Self::from_value(DEFAULT_TOML.parse().expect("config/default.toml is valid TOML"))
+            .expect("config/default.toml names every setting")
     }
 
     /// Defaults, then `file`, then the process environment.
@@ -147,8 +165,8 @@ impl Config {
     pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> anyhow::Result<Self> {
         let mut value: Value = DEFAULT_TOML.parse().context("config/default.toml")?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading config file {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
             let overlay: Value = text
                 .parse()
                 .with_context(|| format!("parsing config file {}", path.display()))?;
@@ -156,8 +174,7 @@ impl Config {
         }
         for (key, raw) in env {
             if let Some(path) = env_key_path(key) {
-                set_path(&mut value, &path, raw)
-                    .with_context(|| format!("environment variable {key}"))?;
+                set_path(&mut value, &path, raw).with_context(|| format!("environment variable {key}"))?;
             }
         }
         Self::from_value(value)
@@ -172,6 +189,10 @@ impl Config {
     fn validate(&self) -> anyhow::Result<()> {
         if self.graphql.max_depth == 0 || self.graphql.max_complexity == 0 {
             bail!("graphql.max_depth and graphql.max_complexity must be positive");
+        }
+        let c = &self.collab;
+        if c.max_batch == 0 || c.outbound_queue == 0 || c.heartbeat_secs == 0 {
+            bail!("collab.max_batch, collab.outbound_queue and collab.heartbeat_secs must be positive");
         }
         if self.database.max_connections == 0 {
             bail!("database.max_connections must be positive");
@@ -248,10 +269,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -298,10 +316,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("typo.toml");
         std::fs::write(&file, "[server]\nprot = 1\n").unwrap();
-        assert!(
-            Config::load_from(Some(&file), &[]).is_err(),
-            "unknown key in a file"
-        );
+        assert!(Config::load_from(Some(&file), &[]).is_err(), "unknown key in a file");
         assert!(Config::load_from(None, &env(&[("VELLUM_SERVER__PROT", "1")])).is_err());
         assert!(Config::load_from(None, &env(&[("VELLUM_PORT", "eighty")])).is_err());
         assert!(Config::load_from(None, &env(&[("VELLUM_DEV", "maybe")])).is_err());

@@ -2,7 +2,9 @@
 
 pub mod app;
 pub mod auth;
+pub mod bus;
 pub mod cli;
+pub mod collab;
 pub mod config;
 pub mod documents;
 pub mod error;
@@ -11,3 +13,4 @@ pub mod rest;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod ws;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::auth::Auth;
+use crate::collab::Collab;
 use crate::config::Config;
 use crate::store::Store;
 
@@ -14,14 +15,16 @@ pub struct Inner {
     pub config: Config,
     pub store: Store,
     pub auth: Auth,
+    pub collab: Collab,
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Store, auth: Auth) -> Self {
+    pub fn new(config: Config, store: Store, auth: Auth, collab: Collab) -> Self {
         Self(Arc::new(Inner {
             config,
             store,
             auth,
+            collab,
         }))
     }
 }

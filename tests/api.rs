@@ -31,7 +31,11 @@ async fn register_login_me(backend: Backend) {
     let me = app.gql(Some(&token), ME, json!({})).await;
     assert_eq!(me["data"]["me"]["email"], "ada@example.com");
     let v = app
-        .gql(None, "mutation { login(email: \"ada@example.com\", password: \"correct horse\") { token user { role } } }", json!({}))
+        .gql(
+            None,
+            "mutation { login(email: \"ada@example.com\", password: \"correct horse\") { token user { role } } }",
+            json!({}),
+        )
         .await;
     let token2 = v["data"]["login"]["token"].as_str().expect("login token");
     assert_eq!(
@@ -60,16 +64,21 @@ async fn register_login_me(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = app
-        .request("GET", "/api/auth/me", v["token"].as_str(), None)
-        .await;
+    let (status, _) = app.request("GET", "/api/auth/me", v["token"].as_str(), None).await;
     assert_eq!(status, StatusCode::OK);
     let (status, v) = app.request("GET", "/api/auth/me", None, None).await;
     assert_eq!(
         (status, v["error"]["code"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("UNAUTHENTICATED"))
     );
-    let (status, v) = app.request("POST", "/api/auth/register", None, Some(json!({ "email": "bob@example.com", "password": "correct horse", "displayName": "B" }))).await;
+    let (status, v) = app
+        .request(
+            "POST",
+            "/api/auth/register",
+            None,
+            Some(json!({ "email": "bob@example.com", "password": "correct horse", "displayName": "B" })),
+        )
+        .await;
     assert_eq!(
         (status, v["error"]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("email"))
@@ -97,11 +106,7 @@ async fn unknown_user_and_wrong_password_look_the_same(backend: Backend) {
         .await;
     assert_eq!(wrong.0, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong, unknown, "REST answers must be identical");
-    let q = |email: &str| {
-        format!(
-            "mutation {{ login(email: \"{email}\", password: \"wrong password\") {{ token }} }}"
-        )
-    };
+    let q = |email: &str| format!("mutation {{ login(email: \"{email}\", password: \"wrong password\") {{ token }} }}");
     let wrong = app.gql(None, &q("ada@example.com"), json!({})).await;
     let unknown = app.gql(None, &q("nobody@example.com"), json!({})).await;
     assert_eq!(gql_code(&wrong), Some("UNAUTHENTICATED"));
@@ -120,22 +125,16 @@ async fn bad_tokens_are_refused(backend: Backend) {
     let claims = |aud: &str, exp: i64| json!({ "sub": id, "iss": "vellum", "aud": aud, "iat": now, "exp": exp });
     let valid = sign(&claims("vellum", now + 600), TEST_SECRET);
     assert_eq!(
-        app.request("GET", "/api/auth/me", Some(&valid), None)
-            .await
-            .0,
+        app.request("GET", "/api/auth/me", Some(&valid), None).await.0,
         StatusCode::OK,
         "control: a well-formed token works"
     );
 
     let expired = sign(&claims("vellum", now - 3600), TEST_SECRET);
     let wrong_audience = sign(&claims("someone-else", now + 600), TEST_SECRET);
-    let wrong_secret = sign(
-        &claims("vellum", now + 600),
-        "another-secret-that-is-at-least-32-bytes",
-    );
+    let wrong_secret = sign(&claims("vellum", now + 600), "another-secret-that-is-at-least-32-bytes");
     let mut parts: Vec<String> = good.split('.').map(String::from).collect();
-    let mut payload: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
+    let mut payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
     payload["sub"] = json!(uuid::Uuid::now_v7());
     parts[1] = URL_SAFE_NO_PAD.encode(payload.to_string());
     let tampered = parts.join(".");
@@ -175,7 +174,8 @@ async fn viewers_and_strangers_cannot_update(backend: Backend) {
         )
         .await;
     assert_eq!(share["data"]["grantAccess"], true, "{share}");
-    let update = "mutation($id: ID!) { updateDocument(id: $id, input: { title: \"Mine now\" }, lockVersion: 1) { title } }";
+    let update =
+        "mutation($id: ID!) { updateDocument(id: $id, input: { title: \"Mine now\" }, lockVersion: 1) { title } }";
     let v = app.gql(Some(&viewer), update, json!({ "id": id })).await;
     assert_eq!(gql_code(&v), Some("FORBIDDEN"), "{v}");
     let (status, _) = app
@@ -197,20 +197,13 @@ async fn viewers_and_strangers_cannot_update(backend: Backend) {
     let v = app.gql(Some(&stranger), update, json!({ "id": id })).await;
     assert_eq!(gql_code(&v), Some("NOT_FOUND"), "{v}");
     assert_eq!(
-        app.request(
-            "GET",
-            &format!("/api/documents/{id}"),
-            Some(&stranger),
-            None
-        )
-        .await
-        .0,
+        app.request("GET", &format!("/api/documents/{id}"), Some(&stranger), None)
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.request("GET", &format!("/api/documents/{id}"), None, None)
-            .await
-            .0,
+        app.request("GET", &format!("/api/documents/{id}"), None, None).await.0,
         StatusCode::UNAUTHORIZED
     );
     // Nothing changed.
@@ -268,20 +261,12 @@ async fn concurrent_updates_one_conflict(backend: Backend) {
         app.gql(Some(&owner), update, json!({ "id": id, "t": "A" })),
         app.gql(Some(&owner), update, json!({ "id": id, "t": "B" })),
     );
-    let (won, lost) = if a["errors"].is_null() {
-        (a, b)
-    } else {
-        (b, a)
-    };
+    let (won, lost) = if a["errors"].is_null() { (a, b) } else { (b, a) };
     assert_eq!(
         won["data"]["updateDocument"]["lockVersion"], 2,
         "one write succeeds: {won}"
     );
-    assert_eq!(
-        gql_code(&lost),
-        Some("CONFLICT"),
-        "the other conflicts: {lost}"
-    );
+    assert_eq!(gql_code(&lost), Some("CONFLICT"), "the other conflicts: {lost}");
     let current = &lost["errors"][0]["extensions"]["current"];
     assert_eq!(
         current["title"], won["data"]["updateDocument"]["title"],
@@ -325,9 +310,7 @@ async fn pagination_walks_every_document_once(backend: Backend) {
         let mut seen = Vec::new();
         let mut after = Value::Null;
         loop {
-            let v = app
-                .gql(Some(&owner), q, json!({ "after": after, "o": order }))
-                .await;
+            let v = app.gql(Some(&owner), q, json!({ "after": after, "o": order })).await;
             let conn = &v["data"]["documents"];
             seen.extend(
                 conn["edges"]
@@ -395,10 +378,7 @@ async fn pagination_walks_every_document_once(backend: Backend) {
             json!({}),
         )
         .await;
-    assert!(
-        matches!(gql_code(&v), Some("VALIDATION" | "LIMIT_EXCEEDED")),
-        "{v}"
-    );
+    assert!(matches!(gql_code(&v), Some("VALIDATION" | "LIMIT_EXCEEDED")), "{v}");
 }
 
 async fn bad_input_is_validation_and_writes_nothing(backend: Backend) {
@@ -421,12 +401,7 @@ async fn bad_input_is_validation_and_writes_nothing(backend: Backend) {
     let long = "x".repeat(201);
     let long_title = format!("{{\"title\": \"{long}\"}}");
     let rest_cases: Vec<(&str, String, Option<&str>, &str)> = vec![
-        (
-            "POST",
-            "/api/documents".into(),
-            Some("{\"title\": "),
-            "body",
-        ),
+        ("POST", "/api/documents".into(), Some("{\"title\": "), "body"),
         (
             "POST",
             "/api/documents".into(),
@@ -439,12 +414,7 @@ async fn bad_input_is_validation_and_writes_nothing(backend: Backend) {
             Some("{\"slug\": \"no-title\"}"),
             "title",
         ),
-        (
-            "POST",
-            "/api/documents".into(),
-            Some("{\"title\": 5}"),
-            "title",
-        ),
+        ("POST", "/api/documents".into(), Some("{\"title\": 5}"), "title"),
         ("POST", "/api/documents".into(), Some(&long_title), "title"),
         (
             "POST",
@@ -486,33 +456,18 @@ async fn bad_input_is_validation_and_writes_nothing(backend: Backend) {
             "{method} {path} {body:?}: {v}"
         );
         assert_eq!(v["error"]["code"], "VALIDATION", "{v}");
-        assert_eq!(
-            field(&v).as_deref(),
-            Some(want),
-            "{method} {path} {body:?}: {v}"
-        );
+        assert_eq!(field(&v).as_deref(), Some(want), "{method} {path} {body:?}: {v}");
     }
 
     let create = "mutation($i: CreateDocumentInput!) { createDocument(input: $i) { id } }";
-    let update = "mutation($id: ID!, $i: UpdateDocumentInput!) { updateDocument(id: $id, input: $i, lockVersion: 1) { id } }";
+    let update =
+        "mutation($id: ID!, $i: UpdateDocumentInput!) { updateDocument(id: $id, input: $i, lockVersion: 1) { id } }";
     let gql_cases = [
         (create, json!({ "i": { "title": long } }), "title"),
-        (
-            create,
-            json!({ "i": { "title": "ok", "slug": "UPPER" } }),
-            "slug",
-        ),
-        (
-            create,
-            json!({ "i": { "title": "ok", "colour": "red" } }),
-            "colour",
-        ),
+        (create, json!({ "i": { "title": "ok", "slug": "UPPER" } }), "slug"),
+        (create, json!({ "i": { "title": "ok", "colour": "red" } }), "colour"),
         (update, json!({ "id": id, "i": { "slug": "a--b" } }), "slug"),
-        (
-            update,
-            json!({ "id": id, "i": { "title": "   " } }),
-            "title",
-        ),
+        (update, json!({ "id": id, "i": { "title": "   " } }), "title"),
         (update, json!({ "id": "nope", "i": { "title": "x" } }), "id"),
     ];
     for (q, vars, want) in gql_cases {
@@ -524,9 +479,7 @@ async fn bad_input_is_validation_and_writes_nothing(backend: Backend) {
             "{vars}: {v}"
         );
     }
-    let (status, v) = app
-        .raw("POST", "/graphql", Some(&owner), Some("{\"query\": "))
-        .await;
+    let (status, v) = app.raw("POST", "/graphql", Some(&owner), Some("{\"query\": ")).await;
     assert_eq!(
         (status, gql_code(&v)),
         (StatusCode::BAD_REQUEST, Some("VALIDATION")),
@@ -534,9 +487,7 @@ async fn bad_input_is_validation_and_writes_nothing(backend: Backend) {
     );
     let v = app.gql(Some(&owner), "{ me { id ", json!({})).await;
     assert_eq!(gql_code(&v), Some("VALIDATION"), "syntax error: {v}");
-    let v = app
-        .gql(Some(&owner), "{ me { shoeSize } }", json!({}))
-        .await;
+    let v = app.gql(Some(&owner), "{ me { shoeSize } }", json!({})).await;
     assert_eq!(
         (gql_code(&v), v["errors"][0]["extensions"]["field"].as_str()),
         (Some("VALIDATION"), Some("shoeSize")),
@@ -575,9 +526,7 @@ async fn graphql_limits(backend: Backend) {
     let deep = "{ documents { edges { node { owner { id } } } } }";
     let v = app.gql(Some(&owner), deep, json!({})).await;
     assert_eq!(gql_code(&v), Some("LIMIT_EXCEEDED"), "{v}");
-    let v = app
-        .gql(None, "{ __schema { types { name } } }", json!({}))
-        .await;
+    let v = app.gql(None, "{ __schema { types { name } } }", json!({})).await;
     assert!(v["data"]["__schema"].is_null(), "introspection is off: {v}");
     let batch = json!([{ "query": ME }, { "query": ME }]).to_string();
     let (status, v) = app.raw("POST", "/graphql", None, Some(&batch)).await;
@@ -596,9 +545,7 @@ async fn graphql_limits(backend: Backend) {
         (StatusCode::PAYLOAD_TOO_LARGE, Some("LIMIT_EXCEEDED")),
         "{v}"
     );
-    let (status, v) = app
-        .raw("POST", "/api/documents", Some(&owner), Some(&big))
-        .await;
+    let (status, v) = app.raw("POST", "/api/documents", Some(&owner), Some(&big)).await;
     assert_eq!(
         (status, v["error"]["code"].as_str()),
         (StatusCode::PAYLOAD_TOO_LARGE, Some("LIMIT_EXCEEDED"))
@@ -659,17 +606,9 @@ async fn documents_lifecycle(backend: Backend) {
         StatusCode::NOT_FOUND
     );
     let (status, v) = app
-        .request(
-            "GET",
-            "/api/documents/by-slug/hello-world-2",
-            Some(&author),
-            None,
-        )
+        .request("GET", "/api/documents/by-slug/hello-world-2", Some(&author), None)
         .await;
-    assert_eq!(
-        (status, v["title"].as_str()),
-        (StatusCode::OK, Some("Hello world"))
-    );
+    assert_eq!((status, v["title"].as_str()), (StatusCode::OK, Some("Hello world")));
     // Viewers cannot create.
     let v = app
         .gql(
@@ -729,7 +668,12 @@ async fn ops_endpoints(backend: Backend) {
 async fn registration_can_be_closed(backend: Backend) {
     let app = TestApp::with_config(backend, |c| c.auth.allow_registration = false).await;
     let (status, v) = app
-        .request("POST", "/api/auth/register", None, Some(json!({ "email": "a@example.com", "password": "correct horse", "displayName": "A" })))
+        .request(
+            "POST",
+            "/api/auth/register",
+            None,
+            Some(json!({ "email": "a@example.com", "password": "correct horse", "displayName": "A" })),
+        )
         .await;
     assert_eq!(
         (status, v["error"]["code"].as_str()),

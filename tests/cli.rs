@@ -48,18 +48,11 @@ fn start(env: &[(&str, &str)], data_dir: &std::path::Path) -> Server {
 
 fn get(addr: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (
-        status,
-        out.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
-    )
+    (status, out.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
 }
 
 fn sigterm_and_wait(mut server: Server) {
@@ -80,16 +73,9 @@ fn serves_with_embedded_sqlite_and_a_generated_secret() {
         "{:#?}",
         server.log
     );
-    assert_eq!(
-        get(&server.addr, "/healthz"),
-        (200, "{\"status\":\"ok\"}".into())
-    );
+    assert_eq!(get(&server.addr, "/healthz"), (200, "{\"status\":\"ok\"}".into()));
     assert_eq!(get(&server.addr, "/readyz").0, 200);
-    assert_eq!(
-        get(&server.addr, "/graphql").0,
-        405,
-        "GraphiQL only in dev mode"
-    );
+    assert_eq!(get(&server.addr, "/graphql").0, 405, "GraphiQL only in dev mode");
     let secret = std::fs::read_to_string(dir.path().join("jwt_secret")).unwrap();
     assert!(secret.len() >= 32);
     #[cfg(unix)]
@@ -105,10 +91,7 @@ fn serves_with_embedded_sqlite_and_a_generated_secret() {
     sigterm_and_wait(server);
     // A restart keeps the same secret.
     let server = start(&[], dir.path());
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("jwt_secret")).unwrap(),
-        secret
-    );
+    assert_eq!(std::fs::read_to_string(dir.path().join("jwt_secret")).unwrap(), secret);
     sigterm_and_wait(server);
 }
 
@@ -125,10 +108,7 @@ async fn serves_with_postgres_from_database_url() {
         .env_remove("VELLUM_DEV")
         .output()
         .unwrap();
-    assert!(
-        !out.status.success(),
-        "PostgreSQL without JWT_SECRET is refused"
-    );
+    assert!(!out.status.success(), "PostgreSQL without JWT_SECRET is refused");
     assert!(String::from_utf8_lossy(&out.stderr).contains("JWT_SECRET"));
     let server = start(
         &[("DATABASE_URL", &url), ("JWT_SECRET", common::TEST_SECRET)],
@@ -140,10 +120,7 @@ async fn serves_with_postgres_from_database_url() {
         server.log
     );
     assert_eq!(get(&server.addr, "/readyz").0, 200);
-    assert!(
-        !dir.path().join("vellum.db").exists(),
-        "no SQLite file with PostgreSQL"
-    );
+    assert!(!dir.path().join("vellum.db").exists(), "no SQLite file with PostgreSQL");
     sigterm_and_wait(server);
 }
 
@@ -159,9 +136,7 @@ fn refuses_weak_secrets_outside_dev_mode() {
             .output()
             .unwrap();
         assert!(!out.status.success(), "{secret} must be refused");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("JWT_SECRET must be at least 32 bytes")
-        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("JWT_SECRET must be at least 32 bytes"));
     }
     // Dev mode relaxes it.
     let server = start(&[("JWT_SECRET", "short"), ("VELLUM_DEV", "1")], dir.path());
@@ -181,10 +156,7 @@ fn print_config_redacts_secrets_and_reports_bad_settings() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     assert!(text.contains("port = 9123"), "{text}");
-    assert!(
-        !text.contains("hunter2") && !text.contains("a-very-secret"),
-        "{text}"
-    );
+    assert!(!text.contains("hunter2") && !text.contains("a-very-secret"), "{text}");
     assert!(text.contains("[redacted]"));
 
     let out = Command::new(env!("CARGO_BIN_EXE_vellum"))
@@ -216,18 +188,11 @@ fn user_create_makes_an_admin() {
         .stderr(Stdio::piped())
         .spawn()
         .and_then(|mut c| {
-            c.stdin
-                .take()
-                .unwrap()
-                .write_all(b"long enough password\n")?;
+            c.stdin.take().unwrap().write_all(b"long enough password\n")?;
             c.wait_with_output()
         })
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("root@example.com"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("as admin"));
 }

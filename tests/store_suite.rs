@@ -38,10 +38,7 @@ async fn first_user_is_admin_and_emails_are_unique(backend: Backend) {
     assert_eq!(store.count_users().await.unwrap(), 3);
     let (found, hash) = store.credentials("a@example.com").await.unwrap().unwrap();
     assert_eq!((found.id, hash.as_str()), (a.id, "not-a-hash"));
-    assert_eq!(
-        store.user_by_id(b.id).await.unwrap().unwrap().email,
-        "b@example.com"
-    );
+    assert_eq!(store.user_by_id(b.id).await.unwrap().unwrap().email, "b@example.com");
 }
 
 async fn migrations_are_idempotent(backend: Backend) {
@@ -55,19 +52,9 @@ async fn slugs_are_unique_among_live_documents(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     let owner = user(&store, "o@example.com").await;
-    let d = store
-        .create_document(owner.id, "One", "one")
-        .await
-        .unwrap()
-        .unwrap();
+    let d = store.create_document(owner.id, "One", "one").await.unwrap().unwrap();
     assert_eq!((d.lock_version, d.status), (1, DocStatus::Draft));
-    assert!(
-        store
-            .create_document(owner.id, "Other", "one")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.create_document(owner.id, "Other", "one").await.unwrap().is_none());
     assert!(store.delete_document(d.id).await.unwrap());
     assert!(
         !store.delete_document(d.id).await.unwrap(),
@@ -77,10 +64,7 @@ async fn slugs_are_unique_among_live_documents(backend: Backend) {
         store.document_by_id(d.id, None).await.unwrap().is_none(),
         "deleted is invisible"
     );
-    let again = store
-        .create_document(owner.id, "One again", "one")
-        .await
-        .unwrap();
+    let again = store.create_document(owner.id, "One again", "one").await.unwrap();
     assert!(again.is_some(), "a deleted document frees its slug");
     let (by_slug, _) = store.document_by_slug("one", None).await.unwrap().unwrap();
     assert_eq!(by_slug.title, "One again");
@@ -90,11 +74,7 @@ async fn stale_lock_version_is_refused(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     let owner = user(&store, "o@example.com").await;
-    let d = store
-        .create_document(owner.id, "T", "t")
-        .await
-        .unwrap()
-        .unwrap();
+    let d = store.create_document(owner.id, "T", "t").await.unwrap().unwrap();
     let change = MetadataChange {
         title: Some("T2"),
         status: Some(DocStatus::InReview),
@@ -103,10 +83,7 @@ async fn stale_lock_version_is_refused(backend: Backend) {
     let UpdateOutcome::Updated(d2) = store.update_document(d.id, 1, &change).await.unwrap() else {
         panic!("first write succeeds");
     };
-    assert_eq!(
-        (d2.lock_version, d2.title.as_str(), d2.slug.as_str()),
-        (2, "T2", "t")
-    );
+    assert_eq!((d2.lock_version, d2.title.as_str(), d2.slug.as_str()), (2, "T2", "t"));
     assert!(d2.updated_at >= d.updated_at);
     let again = MetadataChange {
         title: Some("T3"),
@@ -118,11 +95,7 @@ async fn stale_lock_version_is_refused(backend: Backend) {
         }
         other => panic!("expected stale, got {other:?}"),
     }
-    let other = store
-        .create_document(owner.id, "U", "u")
-        .await
-        .unwrap()
-        .unwrap();
+    let other = store.create_document(owner.id, "U", "u").await.unwrap().unwrap();
     let steal = MetadataChange {
         slug: Some("t"),
         ..Default::default()
@@ -131,10 +104,7 @@ async fn stale_lock_version_is_refused(backend: Backend) {
         store.update_document(other.id, 1, &steal).await.unwrap(),
         UpdateOutcome::SlugTaken
     ));
-    let missing = store
-        .update_document(uuid::Uuid::now_v7(), 1, &again)
-        .await
-        .unwrap();
+    let missing = store.update_document(uuid::Uuid::now_v7(), 1, &again).await.unwrap();
     assert!(matches!(missing, UpdateOutcome::Missing));
 }
 
@@ -142,11 +112,7 @@ async fn concurrent_writers_one_wins(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     let owner = user(&store, "o@example.com").await;
-    let d = store
-        .create_document(owner.id, "T", "t")
-        .await
-        .unwrap()
-        .unwrap();
+    let d = store.create_document(owner.id, "T", "t").await.unwrap().unwrap();
     for round in 0..10 {
         let lock = d.lock_version + round;
         let (s1, s2) = (store.clone(), store.clone());
@@ -177,10 +143,7 @@ async fn concurrent_writers_one_wins(backend: Backend) {
             .iter()
             .filter(|o| matches!(o, UpdateOutcome::Updated(_)))
             .count();
-        let stale = outcomes
-            .iter()
-            .filter(|o| matches!(o, UpdateOutcome::Stale(_)))
-            .count();
+        let stale = outcomes.iter().filter(|o| matches!(o, UpdateOutcome::Stale(_))).count();
         assert_eq!((wins, stale), (1, 1), "round {round}: {outcomes:?}");
     }
 }
@@ -217,11 +180,7 @@ async fn listing_walks_every_visible_document_once(backend: Backend) {
     all.insert(shared.id);
     mine.insert(shared.id);
 
-    for order in [
-        OrderField::CreatedAt,
-        OrderField::UpdatedAt,
-        OrderField::Title,
-    ] {
+    for order in [OrderField::CreatedAt, OrderField::UpdatedAt, OrderField::Title] {
         for descending in [false, true] {
             for (visible_to, expected) in [(None, &all), (Some(author.id), &mine)] {
                 let seen = walk(&store, order, descending, visible_to, 4).await;
@@ -242,28 +201,13 @@ async fn listing_walks_every_visible_document_once(backend: Backend) {
         status: Some(DocStatus::Published),
         ..query(OrderField::CreatedAt, None)
     };
-    assert!(
-        store
-            .list_documents(&drafts)
-            .await
-            .unwrap()
-            .documents
-            .is_empty()
-    );
+    assert!(store.list_documents(&drafts).await.unwrap().documents.is_empty());
     let by_owner = ListQuery {
         owner: Some(author.id),
         limit: 100,
         ..query(OrderField::CreatedAt, None)
     };
-    assert_eq!(
-        store
-            .list_documents(&by_owner)
-            .await
-            .unwrap()
-            .documents
-            .len(),
-        8
-    );
+    assert_eq!(store.list_documents(&by_owner).await.unwrap().documents.len(), 8);
 }
 
 fn query(order: OrderField, visible_to: Option<uuid::Uuid>) -> ListQuery {
@@ -309,18 +253,9 @@ async fn grants_and_api_tokens(backend: Backend) {
     let store = db.store().await;
     let owner = user(&store, "o@example.com").await;
     let other = user(&store, "x@example.com").await;
-    let d = store
-        .create_document(owner.id, "T", "t")
-        .await
-        .unwrap()
-        .unwrap();
+    let d = store.create_document(owner.id, "T", "t").await.unwrap().unwrap();
     assert_eq!(
-        store
-            .document_by_id(d.id, Some(other.id))
-            .await
-            .unwrap()
-            .unwrap()
-            .1,
+        store.document_by_id(d.id, Some(other.id)).await.unwrap().unwrap().1,
         None
     );
     store
@@ -328,12 +263,7 @@ async fn grants_and_api_tokens(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(
-        store
-            .document_by_id(d.id, Some(other.id))
-            .await
-            .unwrap()
-            .unwrap()
-            .1,
+        store.document_by_id(d.id, Some(other.id)).await.unwrap().unwrap().1,
         Some(Grant::Viewer)
     );
     store
@@ -341,25 +271,12 @@ async fn grants_and_api_tokens(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(
-        store
-            .document_by_slug("t", Some(other.id))
-            .await
-            .unwrap()
-            .unwrap()
-            .1,
+        store.document_by_slug("t", Some(other.id)).await.unwrap().unwrap().1,
         Some(Grant::Editor)
     );
-    store
-        .set_grant(d.id, other.id, None, owner.id)
-        .await
-        .unwrap();
+    store.set_grant(d.id, other.id, None, owner.id).await.unwrap();
     assert_eq!(
-        store
-            .document_by_id(d.id, Some(other.id))
-            .await
-            .unwrap()
-            .unwrap()
-            .1,
+        store.document_by_id(d.id, Some(other.id)).await.unwrap().unwrap().1,
         None
     );
 

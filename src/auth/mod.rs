@@ -141,9 +141,7 @@ impl Principal {
             Principal::Token {
                 scope: TokenScope::Read,
                 ..
-            } => Err(crate::error::Error::forbidden(
-                "this API token has read scope only",
-            )),
+            } => Err(crate::error::Error::forbidden("this API token has read scope only")),
             p => p.require_user(),
         }
     }

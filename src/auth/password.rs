@@ -41,9 +41,7 @@ pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| DUMMY_HASH.clone());
         let parsed = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-        let ok = argon2()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let ok = argon2().verify_password(password.as_bytes(), &parsed).is_ok();
         Ok(ok && known)
     })
     .await

@@ -45,9 +45,7 @@ impl Auth {
     /// Registers a user through the API. The first user becomes admin; later ones authors.
     pub async fn register(&self, store: &Store, input: RegisterInput) -> Result<(User, String)> {
         if !self.allow_registration {
-            return Err(Error::forbidden(
-                "registration is closed; ask an admin for an account",
-            ));
+            return Err(Error::forbidden("registration is closed; ask an admin for an account"));
         }
         let user = create_user(store, input, None).await?;
         let token = self.keys.issue(user.id)?;
@@ -55,12 +53,7 @@ impl Auth {
     }
 
     /// Unknown email and wrong password give the same error in the same time.
-    pub async fn login(
-        &self,
-        store: &Store,
-        email: &str,
-        password: &str,
-    ) -> Result<(User, String)> {
+    pub async fn login(&self, store: &Store, email: &str, password: &str) -> Result<(User, String)> {
         let email = email.trim().to_lowercase();
         let found = store.credentials(&email).await?;
         let (user, hash) = match found {
@@ -91,10 +84,7 @@ impl Auth {
             return Ok(Principal::Token { user, scope });
         }
         let claims = self.keys.verify(bearer).ok_or(Error::Unauthenticated)?;
-        let user = store
-            .user_by_id(claims.sub)
-            .await?
-            .ok_or(Error::Unauthenticated)?;
+        let user = store.user_by_id(claims.sub).await?.ok_or(Error::Unauthenticated)?;
         Ok(Principal::User(user))
     }
 
@@ -132,16 +122,10 @@ pub async fn create_user(store: &Store, input: RegisterInput, role: Option<Role>
     validate_email(&email)?;
     let display_name = input.display_name.trim();
     if display_name.is_empty() || display_name.chars().count() > 100 {
-        return Err(Error::validation(
-            "displayName",
-            "must be 1 to 100 characters",
-        ));
+        return Err(Error::validation("displayName", "must be 1 to 100 characters"));
     }
     if input.password.chars().count() < 8 || input.password.len() > 1024 {
-        return Err(Error::validation(
-            "password",
-            "must be 8 to 1024 characters",
-        ));
+        return Err(Error::validation("password", "must be 8 to 1024 characters"));
     }
     let hash = password::hash(input.password).await?;
     store
@@ -156,11 +140,7 @@ fn validate_email(email: &str) -> Result<()> {
         return Err(bad());
     }
     match email.split_once('@') {
-        Some((local, domain))
-            if !local.is_empty() && domain.contains('.') && !domain.contains('@') =>
-        {
-            Ok(())
-        }
+        Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.contains('@') => Ok(()),
         _ => Err(bad()),
     }
 }

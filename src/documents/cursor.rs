@@ -48,10 +48,7 @@ pub fn decode_cursor(cursor: &str, order: OrderField) -> Result<(CursorKey, Uuid
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let raw: Raw = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
     if raw.o != order_name(order) {
-        return Err(Error::validation(
-            "after",
-            "cursor belongs to a different order",
-        ));
+        return Err(Error::validation("after", "cursor belongs to a different order"));
     }
     let key = match (raw.t, raw.s) {
         (Some(t), None) if order != OrderField::Title => CursorKey::Time(t),

@@ -117,11 +117,7 @@ pub async fn create(store: &Store, who: &Principal, input: NewDocument) -> Resul
     // A slug derived from the title gets a numeric suffix until it is free.
     let base = slugify(&title);
     for n in 1..=50u32 {
-        let slug = if n == 1 {
-            base.clone()
-        } else {
-            format!("{base}-{n}")
-        };
+        let slug = if n == 1 { base.clone() } else { format!("{base}-{n}") };
         if let Some(doc) = store.create_document(owner, &title, &slug).await? {
             return Ok(doc);
         }
@@ -139,9 +135,7 @@ pub async fn get(store: &Store, who: &Principal, id: Uuid) -> Result<Visible> {
 }
 
 pub async fn get_by_slug(store: &Store, who: &Principal, slug: &str) -> Result<Visible> {
-    let found = store
-        .document_by_slug(slug, who.user().map(|u| u.id))
-        .await?;
+    let found = store.document_by_slug(slug, who.user().map(|u| u.id)).await?;
     visible(who, found)
 }
 
@@ -158,10 +152,7 @@ pub async fn list(store: &Store, who: &Principal, args: ListArgs) -> Result<Docu
         None => DEFAULT_PAGE,
         Some(n) if (1..=i64::from(MAX_PAGE)).contains(&n) => n as u32,
         Some(_) => {
-            return Err(Error::validation(
-                "first",
-                format!("must be between 1 and {MAX_PAGE}"),
-            ));
+            return Err(Error::validation("first", format!("must be between 1 and {MAX_PAGE}")));
         }
     };
     let after = args
@@ -210,10 +201,7 @@ pub async fn update(
             current: serde_json::to_value(&doc).map_err(anyhow::Error::from)?,
         }),
         UpdateOutcome::Missing => Err(Error::NotFound("document")),
-        UpdateOutcome::SlugTaken => Err(Error::validation(
-            "slug",
-            "already used by another document",
-        )),
+        UpdateOutcome::SlugTaken => Err(Error::validation("slug", "already used by another document")),
     }
 }
 
@@ -227,13 +215,7 @@ pub async fn delete(store: &Store, who: &Principal, id: Uuid) -> Result<()> {
 }
 
 /// Gives `user_email` a grant on the document, or removes it with `None`.
-pub async fn share(
-    store: &Store,
-    who: &Principal,
-    id: Uuid,
-    user_email: &str,
-    grant: Option<Grant>,
-) -> Result<()> {
+pub async fn share(store: &Store, who: &Principal, id: Uuid, user_email: &str, grant: Option<Grant>) -> Result<()> {
     let current = get(store, who, id).await?;
     policy::require(who, current.access, Access::Manage)?;
     let granter = who.require_writer()?;
@@ -243,10 +225,7 @@ pub async fn share(
         .await?
         .ok_or_else(|| Error::validation("userEmail", "no user with this email"))?;
     if target.id == current.doc.owner_id {
-        return Err(Error::validation(
-            "userEmail",
-            "the owner always has full access",
-        ));
+        return Err(Error::validation("userEmail", "the owner always has full access"));
     }
     store.set_grant(id, target.id, grant, granter.id).await?;
     Ok(())

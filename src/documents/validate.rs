@@ -18,10 +18,7 @@ pub fn validate_title(title: &str) -> Result<String> {
         ));
     }
     if t.chars().any(char::is_control) {
-        return Err(Error::validation(
-            "title",
-            "must not contain control characters",
-        ));
+        return Err(Error::validation("title", "must not contain control characters"));
     }
     Ok(t.to_string())
 }
@@ -55,11 +52,7 @@ pub fn slugify(title: &str) -> String {
         }
     }
     let out = out.trim_end_matches('-').to_string();
-    if out.is_empty() {
-        "untitled".to_string()
-    } else {
-        out
-    }
+    if out.is_empty() { "untitled".to_string() } else { out }
 }
 
 #[cfg(test)]

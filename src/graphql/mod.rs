@@ -86,9 +86,7 @@ pub async fn graphql_handler(
             return error_response(StatusCode::UNAUTHORIZED, code, &e.public_message(), None);
         }
     };
-    let mut response = schema
-        .execute(request.data(principal).data(app.clone()))
-        .await;
+    let mut response = schema.execute(request.data(principal).data(app.clone())).await;
     classify_engine_errors(&mut response);
     let headers = std::mem::take(&mut response.http_headers);
     let mut out = axum::Json(response).into_response();
@@ -98,11 +96,7 @@ pub async fn graphql_handler(
 
 pub async fn graphiql(State(app): State<AppState>) -> Response {
     if !app.config.server.dev {
-        return (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "POST GraphQL requests to /graphql",
-        )
-            .into_response();
+        return (StatusCode::METHOD_NOT_ALLOWED, "POST GraphQL requests to /graphql").into_response();
     }
     Html(
         async_graphql::http::GraphiQLSource::build()
@@ -125,17 +119,11 @@ fn error_response(status: StatusCode, code: &str, message: &str, field: Option<&
 /// limits) a code, and a `field` where the message names one.
 fn classify_engine_errors(response: &mut GqlResponse) {
     for err in &mut response.errors {
-        if err
-            .extensions
-            .as_ref()
-            .is_some_and(|e| e.get("code").is_some())
-        {
+        if err.extensions.as_ref().is_some_and(|e| e.get("code").is_some()) {
             continue;
         }
         let (code, field) = classify(err);
-        let ext = err
-            .extensions
-            .get_or_insert_with(ErrorExtensionValues::default);
+        let ext = err.extensions.get_or_insert_with(ErrorExtensionValues::default);
         ext.set("code", code);
         if let Some(f) = field {
             ext.set("field", f);

@@ -41,12 +41,7 @@ impl Query {
     }
 
     /// One document by id or slug.
-    async fn document(
-        &self,
-        ctx: &Context<'_>,
-        id: Option<ID>,
-        slug: Option<String>,
-    ) -> Result<Document> {
+    async fn document(&self, ctx: &Context<'_>, id: Option<ID>, slug: Option<String>) -> Result<Document> {
         let (st, who) = (state(ctx), caller(ctx));
         let found = match (id, slug) {
             (Some(id), None) => documents::get(&st.store, who, parse_id(&id, "id")?).await,
@@ -68,11 +63,7 @@ impl Query {
     ) -> Result<DocumentConnection> {
         let (st, who) = (state(ctx), caller(ctx));
         let filter = filter.unwrap_or_default();
-        let owner = filter
-            .owner_id
-            .as_ref()
-            .map(|id| parse_id(id, "ownerId"))
-            .transpose()?;
+        let owner = filter.owner_id.as_ref().map(|id| parse_id(id, "ownerId")).transpose()?;
         let (field, dir) = order_by.map(|o| (o.field, o.direction)).unwrap_or_default();
         let order = field.into();
         let args = ListArgs {
@@ -90,11 +81,7 @@ impl Query {
     /// The caller's live API tokens (never the tokens themselves).
     async fn api_tokens(&self, ctx: &Context<'_>) -> Result<Vec<ApiTokenInfo>> {
         let user = caller(ctx).require_user().map_err(gql)?;
-        let tokens = state(ctx)
-            .store
-            .list_api_tokens(user.id)
-            .await
-            .map_err(gql)?;
+        let tokens = state(ctx).store.list_api_tokens(user.id).await.map_err(gql)?;
         Ok(tokens.into_iter().map(Into::into).collect())
     }
 }
@@ -121,18 +108,9 @@ impl Mutation {
 
     /// Signs in (also sets the session cookie). Unknown email and wrong password
     /// give the same UNAUTHENTICATED error.
-    async fn login(
-        &self,
-        ctx: &Context<'_>,
-        email: String,
-        password: String,
-    ) -> Result<AuthPayload> {
+    async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
         let st = state(ctx);
-        let (user, token) = st
-            .auth
-            .login(&st.store, &email, &password)
-            .await
-            .map_err(gql)?;
+        let (user, token) = st.auth.login(&st.store, &email, &password).await.map_err(gql)?;
         ctx.append_http_header(SET_COOKIE, session_cookie(&st.config, Some(&token)));
         Ok(AuthPayload {
             token,
@@ -146,19 +124,13 @@ impl Mutation {
         true
     }
 
-    async fn create_document(
-        &self,
-        ctx: &Context<'_>,
-        input: CreateDocumentInput,
-    ) -> Result<Document> {
+    async fn create_document(&self, ctx: &Context<'_>, input: CreateDocumentInput) -> Result<Document> {
         let (st, who) = (state(ctx), caller(ctx));
         let new = NewDocument {
             title: input.title,
             slug: input.slug,
         };
-        Ok(Document(
-            documents::create(&st.store, who, new).await.map_err(gql)?,
-        ))
+        Ok(Document(documents::create(&st.store, who, new).await.map_err(gql)?))
     }
 
     /// Changes metadata if `lockVersion` is still current; otherwise fails with

@@ -66,11 +66,7 @@ impl Document {
         self.0.lock_version
     }
     async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        let owner = state(ctx)
-            .store
-            .user_by_id(self.0.owner_id)
-            .await
-            .map_err(gql)?;
+        let owner = state(ctx).store.user_by_id(self.0.owner_id).await.map_err(gql)?;
         Ok(owner.map(User::new))
     }
     async fn published_version_id(&self) -> Option<ID> {

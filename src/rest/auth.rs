@@ -37,10 +37,7 @@ fn signed_in(app: &AppState, status: StatusCode, user: User, token: String) -> R
         .into_response()
 }
 
-pub async fn register(
-    State(app): State<AppState>,
-    JsonBody(b): JsonBody<RegisterBody>,
-) -> Result<Response> {
+pub async fn register(State(app): State<AppState>, JsonBody(b): JsonBody<RegisterBody>) -> Result<Response> {
     let input = auth::RegisterInput {
         email: b.email,
         password: b.password,
@@ -50,10 +47,7 @@ pub async fn register(
     Ok(signed_in(&app, StatusCode::CREATED, user, token))
 }
 
-pub async fn login(
-    State(app): State<AppState>,
-    JsonBody(b): JsonBody<LoginBody>,
-) -> Result<Response> {
+pub async fn login(State(app): State<AppState>, JsonBody(b): JsonBody<LoginBody>) -> Result<Response> {
     let (user, token) = app.auth.login(&app.store, &b.email, &b.password).await?;
     Ok(signed_in(&app, StatusCode::OK, user, token))
 }

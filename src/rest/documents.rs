@@ -43,14 +43,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(doc)))
 }
 
-pub async fn get(
-    State(app): State<AppState>,
-    Caller(who): Caller,
-    Path(id): Path<String>,
-) -> Result<Json<Document>> {
-    Ok(Json(
-        documents::get(&app.store, &who, parse_id(&id)?).await?.doc,
-    ))
+pub async fn get(State(app): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> Result<Json<Document>> {
+    Ok(Json(documents::get(&app.store, &who, parse_id(&id)?).await?.doc))
 }
 
 pub async fn get_by_slug(
@@ -58,9 +52,7 @@ pub async fn get_by_slug(
     Caller(who): Caller,
     Path(slug): Path<String>,
 ) -> Result<Json<Document>> {
-    Ok(Json(
-        documents::get_by_slug(&app.store, &who, &slug).await?.doc,
-    ))
+    Ok(Json(documents::get_by_slug(&app.store, &who, &slug).await?.doc))
 }
 
 #[derive(Deserialize)]
@@ -109,10 +101,7 @@ pub async fn list(
         after: p.after,
     };
     let page = documents::list(&app.store, &who, args).await?;
-    let end_cursor = page
-        .documents
-        .last()
-        .map(|d| documents::encode_cursor(order, d));
+    let end_cursor = page.documents.last().map(|d| documents::encode_cursor(order, d));
     Ok(Json(json!({
         "items": page.documents,
         "pageInfo": { "hasNextPage": page.has_next_page, "endCursor": end_cursor },
@@ -146,11 +135,7 @@ pub async fn update(
     ))
 }
 
-pub async fn delete(
-    State(app): State<AppState>,
-    Caller(who): Caller,
-    Path(id): Path<String>,
-) -> Result<StatusCode> {
+pub async fn delete(State(app): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> Result<StatusCode> {
     let id = parse_id(&id)?;
     who.require_writer()?;
     documents::delete(&app.store, &who, id).await?;

@@ -27,9 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/documents", post(documents::create).get(documents::list))
         .route(
             "/documents/{id}",
-            get(documents::get)
-                .patch(documents::update)
-                .delete(documents::delete),
+            get(documents::get).patch(documents::update).delete(documents::delete),
         )
         .route("/documents/by-slug/{slug}", get(documents::get_by_slug))
         .route("/documents/{id}/access", patch(documents::share))
@@ -39,10 +37,7 @@ pub fn router() -> Router<AppState> {
 
 /// The session or API token: `Authorization: Bearer …` first, then the session cookie.
 pub fn bearer_token(headers: &HeaderMap, config: &Config) -> Option<String> {
-    if let Some(v) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let v = v.trim();
         let token = v
             .strip_prefix("Bearer ")
@@ -70,10 +65,7 @@ pub fn session_cookie(config: &Config, token: Option<&str>) -> String {
             "{}={t}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
             a.cookie_name, a.token_ttl_secs
         ),
-        None => format!(
-            "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
-            a.cookie_name
-        ),
+        None => format!("{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}", a.cookie_name),
     }
 }
 
@@ -82,14 +74,9 @@ pub struct Caller(pub Principal);
 
 impl axum::extract::FromRequestParts<AppState> for Caller {
     type Rejection = Error;
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        app: &AppState,
-    ) -> Result<Self> {
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, app: &AppState) -> Result<Self> {
         let bearer = bearer_token(&parts.headers, &app.config);
-        Ok(Caller(
-            app.auth.authenticate(&app.store, bearer.as_deref()).await?,
-        ))
+        Ok(Caller(app.auth.authenticate(&app.store, bearer.as_deref()).await?))
     }
 }
 
@@ -100,15 +87,13 @@ pub struct JsonBody<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = Error;
     async fn from_request(req: Request<axum::body::Body>, state: &S) -> Result<Self> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|r: BytesRejection| {
-                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    Error::LimitExceeded("request body is too large".into())
-                } else {
-                    Error::validation("body", r.body_text())
-                }
-            })?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|r: BytesRejection| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Error::LimitExceeded("request body is too large".into())
+            } else {
+                Error::validation("body", r.body_text())
+            }
+        })?;
         parse_json(&bytes).map(JsonBody)
     }
 }
@@ -128,13 +113,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
             .and_then(|rest| rest.split_once('`'))
             .map(|(name, _)| name.to_string());
         let path = e.path().to_string();
-        let field = unknown.unwrap_or_else(|| {
-            if path == "." {
-                "body".to_string()
-            } else {
-                path
-            }
-        });
+        let field = unknown.unwrap_or_else(|| if path == "." { "body".to_string() } else { path });
         Error::validation(field, message)
     })
 }

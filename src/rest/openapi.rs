@@ -25,7 +25,8 @@ fn json_ok(description: &str, schema: &str) -> Value {
 }
 
 pub fn document() -> Value {
-    let id_param = json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } });
+    let id_param =
+        json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } });
     json!({
         "openapi": "3.1.0",
         "info": {

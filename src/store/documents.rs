@@ -92,12 +92,7 @@ pub struct MetadataChange<'a> {
 
 impl Store {
     /// Inserts a document; `Ok(None)` when the slug is taken by a live document.
-    pub async fn create_document(
-        &self,
-        owner: Uuid,
-        title: &str,
-        slug: &str,
-    ) -> anyhow::Result<Option<Document>> {
+    pub async fn create_document(&self, owner: Uuid, title: &str, slug: &str) -> anyhow::Result<Option<Document>> {
         let sql = format!(
             "insert into documents (id, title, slug, status, owner_id, lock_version, created_at, updated_at)
              values ($1, $2, $3, 'draft', $4, 1, $5, $5) returning {RETURNING}"
@@ -132,8 +127,7 @@ impl Store {
         slug: &str,
         user: Option<Uuid>,
     ) -> anyhow::Result<Option<(Document, Option<Grant>)>> {
-        self.document_where("d.slug = $1", DocKey::Slug(slug), user)
-            .await
+        self.document_where("d.slug = $1", DocKey::Slug(slug), user).await
     }
 
     async fn document_where(
@@ -161,11 +155,7 @@ impl Store {
 
     pub async fn list_documents(&self, q: &ListQuery) -> anyhow::Result<DocumentPage> {
         let col = q.order.column();
-        let (dir, cmp) = if q.descending {
-            ("desc", "<")
-        } else {
-            ("asc", ">")
-        };
+        let (dir, cmp) = if q.descending { ("desc", "<") } else { ("asc", ">") };
         let keyset = if q.after.is_some() {
             format!("and ({col}, d.id) {cmp} ($4, $5)")
         } else {

@@ -6,13 +6,13 @@
 //! drivers by [`on_db!`]; where the SQL differs, a method matches on the backend.
 //! This keeps one implementation per query instead of two copies that drift.
 
+mod collab;
 mod documents;
 mod tokens;
 mod users;
 
-pub use documents::{
-    CursorKey, DocumentPage, ListQuery, MetadataChange, OrderField, UpdateOutcome,
-};
+pub use collab::{NewUpdate, SessionRow, StoredState};
+pub use documents::{CursorKey, DocumentPage, ListQuery, MetadataChange, OrderField, UpdateOutcome};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,9 +20,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::config::{self, DatabaseConfig};
 

@@ -39,10 +39,7 @@ impl Store {
     }
 
     /// The user and scope of a live (not revoked) token, marking it used.
-    pub async fn api_token_owner(
-        &self,
-        token_hash: &str,
-    ) -> anyhow::Result<Option<(User, TokenScope)>> {
+    pub async fn api_token_owner(&self, token_hash: &str) -> anyhow::Result<Option<(User, TokenScope)>> {
         let sql = "select u.id, u.email, u.display_name, u.role, u.created_at, t.scope
                    from api_tokens t join users u on u.id = t.user_id
                    where t.token_hash = $1 and t.revoked_at is null";

@@ -91,10 +91,9 @@ impl Drop for TestDb {
                     .unwrap();
                 rt.block_on(async {
                     if let Ok(mut c) = sqlx::PgConnection::connect(&url).await {
-                        let _ =
-                            sqlx::query(&format!("drop database if exists {name} with (force)"))
-                                .execute(&mut c)
-                                .await;
+                        let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+                            .execute(&mut c)
+                            .await;
                     }
                 });
             })
@@ -110,11 +109,10 @@ async fn sweep_stale(admin: &mut sqlx::PgConnection) {
     if !first {
         return;
     }
-    let names: Vec<String> =
-        sqlx::query_scalar("select datname from pg_database where datname like 'vellum_test_%'")
-            .fetch_all(&mut *admin)
-            .await
-            .unwrap_or_default();
+    let names: Vec<String> = sqlx::query_scalar("select datname from pg_database where datname like 'vellum_test_%'")
+        .fetch_all(&mut *admin)
+        .await
+        .unwrap_or_default();
     for name in names {
         let pid = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
         if pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()) {
@@ -159,11 +157,7 @@ impl TestApp {
         adjust(&mut config);
         let state = vellum::app::build_state(config).await.expect("build state");
         let router = vellum::app::router(state.clone());
-        Self {
-            state,
-            router,
-            _db: db,
-        }
+        Self { state, router, _db: db }
     }
 
     pub async fn request(
@@ -178,13 +172,7 @@ impl TestApp {
     }
 
     /// A request with a literal body (for malformed input).
-    pub async fn raw(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&str>,
-    ) -> (StatusCode, Value) {
+    pub async fn raw(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (StatusCode, Value) {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -202,8 +190,7 @@ impl TestApp {
         let value = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
         (status, value)
     }
@@ -240,12 +227,7 @@ impl TestApp {
 
     pub async fn create_doc(&self, token: &str, title: &str) -> Value {
         let (status, v) = self
-            .request(
-                "POST",
-                "/api/documents",
-                Some(token),
-                Some(json!({ "title": title })),
-            )
+            .request("POST", "/api/documents", Some(token), Some(json!({ "title": title })))
             .await;
         assert_eq!(status, StatusCode::CREATED, "create {title}: {v}");
         v

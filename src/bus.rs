@@ -1,0 +1,73 @@
+//! Cross-node fan-out. Single node: [`InProcessBus`]. Many nodes: a Redis
+//! implementation of the same trait (not in this build).
+//!
+//! Invariant: the bus is derived state. A node that misses messages catches up from
+//! the database; nothing is only on the bus.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+/// What travels on a document's channel.
+#[derive(Debug, Clone)]
+pub enum BusEvent {
+    /// A durable CRDT update with its per-document sequence number.
+    Update { seq: i64, data: Bytes },
+    /// A raw awareness message (y-protocols encoding).
+    Awareness { data: Bytes },
+    /// Who is in the document changed (someone joined, left, or moved their cursor).
+    PresenceChanged,
+}
+
+#[derive(Debug, Clone)]
+pub struct BusMessage {
+    /// The node that published it; a node ignores its own messages.
+    pub origin: Arc<str>,
+    pub document_id: Uuid,
+    pub event: BusEvent,
+}
+
+pub trait Bus: Send + Sync + 'static {
+    fn publish(&self, msg: BusMessage);
+    /// Messages for one document from now on. A receiver that lags gets
+    /// `RecvError::Lagged` and must catch up from the database.
+    fn subscribe(&self, document_id: Uuid) -> broadcast::Receiver<BusMessage>;
+}
+
+/// Per-document broadcast channels inside one process.
+pub struct InProcessBus {
+    channels: Mutex<HashMap<Uuid, broadcast::Sender<BusMessage>>>,
+    capacity: usize,
+}
+
+impl InProcessBus {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            channels: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+}
+
+impl Bus for InProcessBus {
+    fn publish(&self, msg: BusMessage) {
+        let mut channels = self.channels.lock().expect("bus lock");
+        if let Some(tx) = channels.get(&msg.document_id) {
+            if tx.send(msg.clone()).is_err() {
+                // Nobody listens any more: forget the channel.
+                channels.remove(&msg.document_id);
+            }
+        }
+    }
+
+    fn subscribe(&self, document_id: Uuid) -> broadcast::Receiver<BusMessage> {
+        let mut channels = self.channels.lock().expect("bus lock");
+        channels
+            .entry(document_id)
+            .or_insert_with(|| broadcast::channel(self.capacity).0)
+            .subscribe()
+    }
+}

@@ -1,0 +1,308 @@
+//! Live rooms: one yrs document per open document, the y-websocket protocol, awareness,
+//! the durable update log and snapshot compaction.
+//!
+//! Invariants:
+//! - `collab` never touches a socket: a connection is a queue of outgoing frames and a
+//!   kill switch; `ws` moves bytes between those and the WebSocket.
+//! - Durable before broadcast: an update reaches anyone (its sender's echo included,
+//!   which is the acknowledgement) only after the group commit that stored it. A sync
+//!   step 2 reply is held back the same way, so no client sees undurable content.
+//! - One live room per document in a process. A room that is unloading, or that failed,
+//!   answers joins with "retry", and the joiner loads a fresh room from the database.
+//! - A room that cannot trust its in-memory document (a panic or an apply error while
+//!   applying, a pending-struct overflow, a failed commit) closes its sockets and is
+//!   reloaded from the database by the next join; other rooms are untouched.
+
+mod protocol;
+mod room;
+mod writer;
+
+pub use protocol::close;
+pub use room::PresenceEntry;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::bus::Bus;
+use crate::config::CollabConfig;
+use crate::store::Store;
+use room::{Cmd, RoomHandle};
+use writer::Writer;
+
+/// A connection's identity in its room.
+pub type ConnId = u64;
+
+/// Who is connecting, and whether they may edit.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub user_id: Option<Uuid>,
+    pub display_name: String,
+    pub read_only: bool,
+}
+
+/// Tells a connection's socket task to close with a code and reason.
+#[derive(Default)]
+pub struct Kill {
+    reason: OnceLock<(u16, String)>,
+    notify: Notify,
+}
+
+impl Kill {
+    pub fn kill(&self, code: u16, reason: impl Into<String>) {
+        if self.reason.set((code, reason.into())).is_ok() {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Resolves with the close code and reason once killed.
+    pub async fn killed(&self) -> (u16, String) {
+        loop {
+            if let Some(r) = self.reason.get() {
+                return r.clone();
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// A joined connection: feed `input` the client's frames, send `outbound` to the
+/// client, and close the socket when `kill` says so.
+pub struct Connection {
+    pub input: ConnInput,
+    pub outbound: mpsc::Receiver<Bytes>,
+    pub kill: Arc<Kill>,
+}
+
+/// The room side of a connection; dropping it leaves the room.
+pub struct ConnInput {
+    pub id: ConnId,
+    room: RoomHandle,
+    collab: Collab,
+}
+
+impl ConnInput {
+    /// Hands a frame from the client to the room (waits when the room is busy, which
+    /// slows this client's reads rather than queueing without bound).
+    pub async fn receive(&self, frame: Bytes) {
+        let _ = self.room.tx.send(Cmd::Frame { conn: self.id, frame }).await;
+    }
+}
+
+impl Drop for ConnInput {
+    fn drop(&mut self) {
+        self.collab.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        let _ = self.room.tx.try_send(Cmd::Leave { conn: self.id }).or_else(|e| {
+            // The room's queue is full: leave from a task rather than lose the leave.
+            let tx = self.room.tx.clone();
+            let cmd = e.into_inner();
+            tokio::spawn(async move { tx.send(cmd).await });
+            Ok::<(), ()>(())
+        });
+    }
+}
+
+#[derive(Debug)]
+pub enum JoinError {
+    /// Per-document or per-node connection limit.
+    TooManyConnections(&'static str),
+    /// The document could not be loaded; nothing was served.
+    Unavailable(String),
+}
+
+impl JoinError {
+    pub fn close(&self) -> (u16, String) {
+        match self {
+            JoinError::TooManyConnections(what) => (close::TRY_AGAIN, format!("too many connections {what}")),
+            JoinError::Unavailable(why) => (close::INTERNAL, format!("document unavailable: {why}")),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Collab {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: CollabConfig,
+    store: Store,
+    bus: Arc<dyn Bus>,
+    node_id: Arc<str>,
+    writer: Writer,
+    rooms: Mutex<HashMap<Uuid, RoomHandle>>,
+    connections: AtomicUsize,
+    next_conn: AtomicU64,
+    next_room: AtomicU64,
+    /// Documents whose next update apply panics (fault injection for tests).
+    faults: Mutex<HashSet<Uuid>>,
+}
+
+impl Collab {
+    pub fn new(config: CollabConfig, store: Store, bus: Arc<dyn Bus>) -> Self {
+        let node_id: Arc<str> = if config.node_id.is_empty() {
+            format!("node-{}", &Uuid::new_v4().simple().to_string()[..12]).into()
+        } else {
+            config.node_id.as_str().into()
+        };
+        let writer = Writer::spawn(store.clone(), config.max_batch);
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                store,
+                bus,
+                node_id,
+                writer,
+                rooms: Mutex::new(HashMap::new()),
+                connections: AtomicUsize::new(0),
+                next_conn: AtomicU64::new(1),
+                next_room: AtomicU64::new(1),
+                faults: Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.shared.node_id
+    }
+
+    pub fn config(&self) -> &CollabConfig {
+        &self.shared.config
+    }
+
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.shared.bus
+    }
+
+    /// Joins the room of `document_id`, loading it if needed.
+    pub async fn join(&self, document_id: Uuid, peer: Peer) -> Result<Connection, JoinError> {
+        let s = &self.shared;
+        if s.connections.fetch_add(1, Ordering::Relaxed) >= s.config.max_connections {
+            s.connections.fetch_sub(1, Ordering::Relaxed);
+            return Err(JoinError::TooManyConnections("on this server"));
+        }
+        let id = s.next_conn.fetch_add(1, Ordering::Relaxed);
+        let kill = Arc::new(Kill::default());
+        loop {
+            let room = self.room(document_id);
+            let (outbound_tx, outbound) = mpsc::channel(s.config.outbound_queue);
+            let (reply, answer) = oneshot::channel();
+            let cmd = Cmd::Join {
+                conn: id,
+                peer: peer.clone(),
+                tx: outbound_tx,
+                kill: kill.clone(),
+                reply,
+            };
+            if room.tx.send(cmd).await.is_err() {
+                continue; // the room stopped meanwhile: load a fresh one
+            }
+            match answer.await {
+                Ok(Ok(())) => {
+                    let input = ConnInput {
+                        id,
+                        room,
+                        collab: self.clone(),
+                    };
+                    return Ok(Connection { input, outbound, kill });
+                }
+                Ok(Err(room::JoinRefused::Retry)) | Err(_) => continue,
+                Ok(Err(room::JoinRefused::Error(e))) => {
+                    s.connections.fetch_sub(1, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// The live room for `document_id`, started if there is none.
+    fn room(&self, document_id: Uuid) -> RoomHandle {
+        let mut rooms = self.shared.rooms.lock().expect("rooms lock");
+        if let Some(r) = rooms.get(&document_id).filter(|r| !r.tx.is_closed()) {
+            return r.clone();
+        }
+        let generation = self.shared.next_room.fetch_add(1, Ordering::Relaxed);
+        let handle = room::spawn(self.clone(), document_id, generation);
+        rooms.insert(document_id, handle.clone());
+        handle
+    }
+
+    /// Removes the room if it is still the registered one for its document.
+    /// Runs under the registry lock together with `check`, so a join cannot slip
+    /// in between the check and the removal.
+    fn unregister_if(&self, document_id: Uuid, generation: u64, check: impl FnOnce() -> bool) -> bool {
+        let mut rooms = self.shared.rooms.lock().expect("rooms lock");
+        let ours = rooms.get(&document_id).is_some_and(|r| r.generation == generation);
+        if ours && check() {
+            rooms.remove(&document_id);
+            return true;
+        }
+        !ours
+    }
+
+    /// Who is in a document on this node (empty when its room is not loaded here).
+    pub async fn presence(&self, document_id: Uuid) -> Vec<PresenceEntry> {
+        let room = self.shared.rooms.lock().expect("rooms lock").get(&document_id).cloned();
+        let Some(room) = room else { return Vec::new() };
+        let (reply, answer) = oneshot::channel();
+        if room.tx.send(Cmd::Presence { reply }).await.is_err() {
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
+    }
+
+    /// Number of loaded rooms (metrics and tests).
+    pub fn loaded_rooms(&self) -> usize {
+        self.shared.rooms.lock().expect("rooms lock").len()
+    }
+
+    /// Unloads every room: waits for pending commits, writes final snapshots and
+    /// closes sockets with 1001. For graceful shutdown.
+    pub async fn shutdown(&self) {
+        let rooms: Vec<RoomHandle> = self
+            .shared
+            .rooms
+            .lock()
+            .expect("rooms lock")
+            .values()
+            .cloned()
+            .collect();
+        for room in rooms {
+            let (reply, done) = oneshot::channel();
+            if room.tx.send(Cmd::Shutdown { reply }).await.is_ok() {
+                let _ = done.await;
+            }
+        }
+    }
+
+    /// Test hook: the next update applied to `document_id` panics inside the room.
+    #[doc(hidden)]
+    pub fn inject_apply_panic(&self, document_id: Uuid) {
+        self.shared.faults.lock().expect("faults lock").insert(document_id);
+    }
+
+    fn take_fault(&self, document_id: Uuid) -> bool {
+        self.shared.faults.lock().expect("faults lock").remove(&document_id)
+    }
+}
+
+/// What the room does with one client frame, without a room: decode it and, for an
+/// update, apply it to `doc` under the same checks. For the fuzz target and benches.
+#[doc(hidden)]
+pub fn apply_frame(doc: &yrs::Doc, frame: &[u8], max_pending_bytes: usize) -> Result<(), String> {
+    match protocol::decode(frame) {
+        Err(r) => Err(r.close().1),
+        Ok(protocol::Incoming::Update(data)) => room::apply_checked(doc, &data, max_pending_bytes),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Encodes a y-websocket update message (what clients send and the room broadcasts).
+#[doc(hidden)]
+pub fn update_frame(update: &[u8]) -> Bytes {
+    protocol::update(update)
+}

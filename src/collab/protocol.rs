@@ -1,0 +1,138 @@
+//! The y-websocket wire format: one message per WebSocket frame.
+//! Decoding and encoding only; no sockets and no documents here.
+
+use bytes::Bytes;
+use yrs::StateVector;
+use yrs::encoding::read::Cursor;
+use yrs::sync::{Message, MessageReader, SyncMessage};
+use yrs::updates::decoder::{Decode, DecoderV1};
+use yrs::updates::encoder::Encode;
+
+/// WebSocket close codes Vellum uses, with their meaning for clients.
+pub mod close {
+    /// Server shutting down: reconnect elsewhere or later.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A message type this server does not speak.
+    pub const UNSUPPORTED: u16 = 1003;
+    /// A message that does not decode.
+    pub const INVALID: u16 = 1007;
+    /// A message refused by policy (pending-struct cap, read-only violations).
+    pub const POLICY: u16 = 1008;
+    /// A message or document over its size limit.
+    pub const TOO_BIG: u16 = 1009;
+    /// Something failed on the server; reconnecting reloads from the database.
+    pub const INTERNAL: u16 = 1011;
+    /// Too many connections, or the client fell too far behind: try again later.
+    pub const TRY_AGAIN: u16 = 1013;
+}
+
+/// A client message, decoded.
+#[derive(Debug)]
+pub enum Incoming {
+    SyncStep1(StateVector),
+    /// Sync step 2 or an update: both carry a v1 update to apply.
+    Update(Vec<u8>),
+    Awareness,
+    AwarenessQuery,
+    Auth,
+}
+
+/// Why a frame was refused.
+#[derive(Debug)]
+pub enum Refusal {
+    Malformed(String),
+    UnknownType(u8),
+}
+
+impl Refusal {
+    pub fn close(&self) -> (u16, String) {
+        match self {
+            Refusal::Malformed(e) => (close::INVALID, format!("malformed message: {e}")),
+            Refusal::UnknownType(t) => (close::UNSUPPORTED, format!("unknown message type {t}")),
+        }
+    }
+}
+
+/// Decodes one frame. Exactly one message per frame: trailing bytes are refused.
+pub fn decode(frame: &[u8]) -> Result<Incoming, Refusal> {
+    let mut decoder = DecoderV1::new(Cursor::new(frame));
+    let mut reader = MessageReader::new(&mut decoder);
+    let msg = match reader.next() {
+        Some(Ok(m)) => m,
+        Some(Err(e)) => return Err(Refusal::Malformed(e.to_string())),
+        None => return Err(Refusal::Malformed("empty frame".into())),
+    };
+    if reader.next().is_some() {
+        return Err(Refusal::Malformed("more than one message in a frame".into()));
+    }
+    Ok(match msg {
+        Message::Sync(SyncMessage::SyncStep1(sv)) => Incoming::SyncStep1(sv),
+        Message::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u)) => Incoming::Update(u),
+        Message::Awareness(_) => Incoming::Awareness,
+        Message::AwarenessQuery => Incoming::AwarenessQuery,
+        Message::Auth(_) => Incoming::Auth,
+        Message::Custom(tag, _) => return Err(Refusal::UnknownType(tag)),
+    })
+}
+
+/// Client ids and clocks of an awareness frame, with each state's JSON.
+pub fn awareness_entries(frame: &[u8]) -> Vec<(u64, u32, std::sync::Arc<str>)> {
+    match Message::decode_v1(frame) {
+        Ok(Message::Awareness(update)) => update
+            .clients
+            .into_iter()
+            .map(|(id, e)| (id.get(), e.clock, e.json))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+pub fn sync_step1(sv: &StateVector) -> Bytes {
+    Message::Sync(SyncMessage::SyncStep1(sv.clone())).encode_v1().into()
+}
+
+pub fn sync_step2(diff: Vec<u8>) -> Bytes {
+    Message::Sync(SyncMessage::SyncStep2(diff)).encode_v1().into()
+}
+
+pub fn update(data: &[u8]) -> Bytes {
+    Message::Sync(SyncMessage::Update(data.to_vec())).encode_v1().into()
+}
+
+pub fn permission_denied(reason: &str) -> Bytes {
+    Message::Auth(Some(reason.to_string())).encode_v1().into()
+}
+
+/// An awareness message for `entries` (client id, clock, JSON state; "null" removes).
+pub fn awareness(entries: impl IntoIterator<Item = (u64, u32, std::sync::Arc<str>)>) -> Bytes {
+    use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
+    let clients = entries
+        .into_iter()
+        .map(|(id, clock, json)| (yrs::block::ClientID::new(id), AwarenessUpdateEntry { clock, json }))
+        .collect();
+    Message::Awareness(AwarenessUpdate { clients }).encode_v1().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refusals() {
+        let sv = StateVector::default();
+        assert!(matches!(decode(&sync_step1(&sv)), Ok(Incoming::SyncStep1(_))));
+        assert!(matches!(decode(&update(&[0, 0])), Ok(Incoming::Update(u)) if u == [0, 0]));
+        let a = awareness([(7, 3, "{\"user\":{\"name\":\"A\"}}".into())]);
+        assert!(matches!(decode(&a), Ok(Incoming::Awareness)));
+        assert_eq!(awareness_entries(&a)[0].0, 7);
+        assert!(matches!(decode(&[]), Err(Refusal::Malformed(_))));
+        assert!(
+            matches!(decode(&[0, 2, 50, 1]), Err(Refusal::Malformed(_))),
+            "truncated"
+        );
+        assert!(matches!(decode(&[9, 0]), Err(Refusal::UnknownType(9))));
+        let mut two = update(&[0, 0]).to_vec();
+        two.extend_from_slice(&update(&[0, 0]));
+        assert!(matches!(decode(&two), Err(Refusal::Malformed(_))));
+    }
+}

@@ -1,0 +1,739 @@
+//! One room: an actor task that owns a document's yrs `Doc`, its connections and
+//! awareness states. Everything a room does happens in its task, in order.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Future;
+use futures::stream::{FuturesOrdered, StreamExt};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+use uuid::Uuid;
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+
+use super::protocol::{self, Incoming, close};
+use super::writer::WriteResult;
+use super::{Collab, ConnId, JoinError, Kill, Peer};
+use crate::bus::{BusEvent, BusMessage};
+
+/// Documents larger than this are encoded on the blocking pool rather than inline.
+const INLINE_ENCODE_BYTES: usize = 256 * 1024;
+/// The connection id under which awareness states from other nodes are kept.
+const REMOTE: ConnId = 0;
+
+pub(super) enum Cmd {
+    Join {
+        conn: ConnId,
+        peer: Peer,
+        tx: mpsc::Sender<Bytes>,
+        kill: Arc<Kill>,
+        reply: oneshot::Sender<Result<(), JoinRefused>>,
+    },
+    Frame {
+        conn: ConnId,
+        frame: Bytes,
+    },
+    Leave {
+        conn: ConnId,
+    },
+    Presence {
+        reply: oneshot::Sender<Vec<PresenceEntry>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+pub(super) enum JoinRefused {
+    /// This room is going away; join again to get a fresh one.
+    Retry,
+    Error(JoinError),
+}
+
+#[derive(Clone)]
+pub(super) struct RoomHandle {
+    pub tx: mpsc::Sender<Cmd>,
+    pub generation: u64,
+}
+
+/// One person (one connection) in a document, for the presence API.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceEntry {
+    pub user_id: Option<Uuid>,
+    pub display_name: String,
+    pub read_only: bool,
+    /// The Yjs client id of the connection's awareness state, if it sent one.
+    pub client_id: Option<u64>,
+    /// `user.name` and `user.color` from the awareness state (TipTap's convention).
+    pub name: Option<String>,
+    pub color: Option<String>,
+    /// The awareness `cursor` field, as JSON.
+    pub cursor: Option<serde_json::Value>,
+}
+
+pub(super) fn spawn(collab: Collab, id: Uuid, generation: u64) -> RoomHandle {
+    let (tx, rx) = mpsc::channel(1024);
+    tokio::spawn(run(collab, id, generation, rx));
+    RoomHandle { tx, generation }
+}
+
+struct Conn {
+    peer: Peer,
+    tx: mpsc::Sender<Bytes>,
+    kill: Arc<Kill>,
+    told_read_only: bool,
+}
+
+struct AwarenessState {
+    clock: u32,
+    json: Arc<str>,
+    conn: ConnId,
+}
+
+/// Something that may reach clients only once everything before it is durable.
+enum Durable {
+    Update { seq: i64, data: Bytes, result: WriteResult },
+    Reply { conn: ConnId, frame: Bytes },
+}
+
+type DurableFuture = Pin<Box<dyn Future<Output = Durable> + Send + Sync>>;
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+enum Applied {
+    Ok,
+    Empty,
+    /// Did not decode: the document is untouched.
+    Invalid(String),
+    /// Failed while integrating: the document can no longer be trusted.
+    Failed(String),
+    /// Left more pending structs than allowed.
+    PendingOverflow(usize),
+}
+
+struct Room {
+    collab: Collab,
+    id: Uuid,
+    generation: u64,
+    doc: Doc,
+    conns: HashMap<ConnId, Conn>,
+    awareness: HashMap<u64, AwarenessState>,
+    /// The last sequence number given to an update.
+    last_seq: i64,
+    durable_seq: watch::Sender<i64>,
+    /// Approximate stored size: last snapshot plus updates since.
+    size: usize,
+    since_snapshot: (u64, u64),
+    snapshotting: Arc<AtomicBool>,
+    inflight: FuturesOrdered<DurableFuture>,
+    unload_at: Option<Instant>,
+}
+
+async fn run(collab: Collab, id: Uuid, generation: u64, mut rx: mpsc::Receiver<Cmd>) {
+    // Subscribe before loading, so nothing published meanwhile is missed.
+    let mut bus_rx = collab.bus().subscribe(id);
+    let loaded = load(&collab, id).await;
+    let (doc, last_seq, size) = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(document = %id, error = ?e, "could not load document");
+            collab.unregister_if(id, generation, || true);
+            drain(&mut rx, || {
+                JoinRefused::Error(JoinError::Unavailable("could not load it from the database".into()))
+            });
+            return;
+        }
+    };
+    let collab_grace = collab.config().unload_grace_ms;
+    let mut room = Room {
+        collab,
+        id,
+        generation,
+        doc,
+        conns: HashMap::new(),
+        awareness: HashMap::new(),
+        last_seq,
+        durable_seq: watch::Sender::new(last_seq),
+        size,
+        since_snapshot: (0, 0),
+        snapshotting: Arc::new(AtomicBool::new(false)),
+        inflight: FuturesOrdered::new(),
+        unload_at: Some(Instant::now() + Duration::from_millis(collab_grace)),
+    };
+    loop {
+        let idle = room.conns.is_empty() && room.inflight.is_empty();
+        let unload_at = room
+            .unload_at
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let flow = tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => room.handle(cmd, &mut rx).await,
+                None => Flow::Stop,
+            },
+            Some(d) = room.inflight.next(), if !room.inflight.is_empty() => room.on_durable(d, &mut rx).await,
+            msg = bus_rx.recv() => room.on_bus(msg, &mut bus_rx).await,
+            _ = tokio::time::sleep_until(unload_at), if idle && room.unload_at.is_some() => room.try_unload(&mut rx).await,
+        };
+        if let Flow::Stop = flow {
+            return;
+        }
+    }
+}
+
+/// Loads the snapshot and later updates into a fresh document, off the executor.
+async fn load(collab: &Collab, id: Uuid) -> anyhow::Result<(Doc, i64, usize)> {
+    let state = collab.shared.store.load_document_state(id).await?;
+    let last_seq = state.last_seq();
+    let size =
+        state.snapshot.as_ref().map_or(0, |(s, _)| s.len()) + state.updates.iter().map(|(_, u)| u.len()).sum::<usize>();
+    let doc = tokio::task::spawn_blocking(move || {
+        catch_unwind(AssertUnwindSafe(|| -> anyhow::Result<Doc> {
+            let doc = Doc::new();
+            {
+                let mut txn = doc.transact_mut();
+                let stored = state
+                    .snapshot
+                    .iter()
+                    .map(|(s, _)| s)
+                    .chain(state.updates.iter().map(|(_, u)| u));
+                for bytes in stored {
+                    let update =
+                        Update::decode_v1(bytes).map_err(|e| anyhow::anyhow!("stored update does not decode: {e}"))?;
+                    txn.apply_update(update)
+                        .map_err(|e| anyhow::anyhow!("stored update does not apply: {e}"))?;
+                }
+            }
+            Ok(doc)
+        }))
+        .map_err(|_| anyhow::anyhow!("panic while loading"))?
+    })
+    .await??;
+    Ok((doc, last_seq, size))
+}
+
+/// Answers whatever is still queued after the room stopped taking commands.
+fn drain(rx: &mut mpsc::Receiver<Cmd>, refusal: impl Fn() -> JoinRefused) {
+    rx.close();
+    while let Ok(cmd) = rx.try_recv() {
+        match cmd {
+            Cmd::Join { reply, .. } => {
+                let _ = reply.send(Err(refusal()));
+            }
+            Cmd::Presence { reply } => {
+                let _ = reply.send(Vec::new());
+            }
+            Cmd::Shutdown { reply } => {
+                let _ = reply.send(());
+            }
+            Cmd::Frame { .. } | Cmd::Leave { .. } => {}
+        }
+    }
+}
+
+/// Applies one client update to `doc`. Runs on the blocking pool under `catch_unwind`.
+fn apply(doc: &Doc, data: &[u8], inject_panic: bool, max_pending: usize) -> Applied {
+    let update = match Update::decode_v1(data) {
+        Ok(u) => u,
+        Err(e) => return Applied::Invalid(e.to_string()),
+    };
+    if update.is_empty() {
+        return Applied::Empty;
+    }
+    let mut txn = doc.transact_mut();
+    if inject_panic {
+        panic!("injected fault while applying an update");
+    }
+    if let Err(e) = txn.apply_update(update) {
+        return Applied::Failed(e.to_string());
+    }
+    let store = txn.store();
+    let pending = store.pending_update().map_or(0, |p| p.update.encode_v1().len())
+        + store.pending_ds().map_or(0, |ds| ds.encode_v1().len());
+    if pending > max_pending {
+        return Applied::PendingOverflow(pending);
+    }
+    Applied::Ok
+}
+
+impl Room {
+    async fn handle(&mut self, cmd: Cmd, rx: &mut mpsc::Receiver<Cmd>) -> Flow {
+        match cmd {
+            Cmd::Join {
+                conn,
+                peer,
+                tx,
+                kill,
+                reply,
+            } => {
+                if self.conns.len() >= self.collab.config().max_connections_per_document {
+                    let _ = reply.send(Err(JoinRefused::Error(JoinError::TooManyConnections(
+                        "on this document",
+                    ))));
+                    return Flow::Continue;
+                }
+                if reply.send(Ok(())).is_err() {
+                    return Flow::Continue; // the joiner gave up
+                }
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        peer,
+                        tx,
+                        kill,
+                        told_read_only: false,
+                    },
+                );
+                self.unload_at = None;
+                let sv = self.doc.transact().state_vector();
+                self.send(conn, protocol::sync_step1(&sv));
+                if !self.awareness.is_empty() {
+                    self.send(conn, self.awareness_frame());
+                }
+                self.publish(BusEvent::PresenceChanged);
+                Flow::Continue
+            }
+            Cmd::Frame { conn, frame } => self.on_frame(conn, frame, rx).await,
+            Cmd::Leave { conn } => {
+                self.remove(conn);
+                Flow::Continue
+            }
+            Cmd::Presence { reply } => {
+                let _ = reply.send(self.presence());
+                Flow::Continue
+            }
+            Cmd::Shutdown { reply } => {
+                while let Some(d) = self.inflight.next().await {
+                    if let Flow::Stop = self.on_durable(d, rx).await {
+                        let _ = reply.send(());
+                        return Flow::Stop;
+                    }
+                }
+                self.final_snapshot().await;
+                for c in self.conns.values() {
+                    c.kill.kill(close::GOING_AWAY, "server shutting down");
+                }
+                self.collab.unregister_if(self.id, self.generation, || true);
+                drain(rx, || JoinRefused::Retry);
+                let _ = reply.send(());
+                Flow::Stop
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, conn: ConnId, frame: Bytes, rx: &mut mpsc::Receiver<Cmd>) -> Flow {
+        let Some(c) = self.conns.get(&conn) else {
+            return Flow::Continue;
+        };
+        let read_only = c.peer.read_only;
+        match protocol::decode(&frame) {
+            Err(refusal) => {
+                let (code, reason) = refusal.close();
+                self.kill(conn, code, reason);
+            }
+            Ok(Incoming::SyncStep1(sv)) => {
+                let diff = self.encode_diff(sv).await;
+                self.after_durable(conn, protocol::sync_step2(diff));
+            }
+            Ok(Incoming::Update(data)) if read_only => {
+                let harmless = Update::decode_v1(&data).is_ok_and(|u| u.is_empty());
+                let c = self.conns.get_mut(&conn).expect("checked above");
+                if !harmless && !c.told_read_only {
+                    c.told_read_only = true;
+                    self.send(
+                        conn,
+                        protocol::permission_denied("read-only access: your changes are not saved"),
+                    );
+                }
+            }
+            Ok(Incoming::Update(data)) => return self.apply_from(conn, data.into(), rx).await,
+            Ok(Incoming::Awareness) => self.on_awareness(conn, &frame),
+            Ok(Incoming::AwarenessQuery) => {
+                let f = self.awareness_frame();
+                self.send(conn, f);
+            }
+            Ok(Incoming::Auth) => {}
+        }
+        Flow::Continue
+    }
+
+    async fn encode_diff(&self, sv: StateVector) -> Vec<u8> {
+        if self.size < INLINE_ENCODE_BYTES {
+            return self.doc.transact().encode_diff_v1(&sv);
+        }
+        let doc = self.doc.clone();
+        tokio::task::spawn_blocking(move || doc.transact().encode_diff_v1(&sv))
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Sends `frame` to `conn` once every update given a sequence number so far is durable.
+    fn after_durable(&mut self, conn: ConnId, frame: Bytes) {
+        if self.inflight.is_empty() {
+            self.send(conn, frame);
+        } else {
+            self.inflight
+                .push_back(Box::pin(async move { Durable::Reply { conn, frame } }));
+        }
+    }
+
+    async fn apply_from(&mut self, conn: ConnId, data: Bytes, rx: &mut mpsc::Receiver<Cmd>) -> Flow {
+        let cfg = self.collab.config();
+        if self.size + data.len() > cfg.max_document_bytes {
+            let reason = format!("document would exceed {} bytes", cfg.max_document_bytes);
+            self.kill(conn, close::TOO_BIG, reason);
+            return Flow::Continue;
+        }
+        let (doc, input, fault, cap) = (
+            self.doc.clone(),
+            data.clone(),
+            self.collab.take_fault(self.id),
+            cfg.max_pending_bytes,
+        );
+        let outcome =
+            tokio::task::spawn_blocking(move || catch_unwind(AssertUnwindSafe(|| apply(&doc, &input, fault, cap))))
+                .await
+                .map_err(|_| ())
+                .and_then(|r| r.map_err(|_| ()));
+        match outcome {
+            Err(()) => {
+                tracing::error!(document = %self.id, "panic while applying an update; reloading the room");
+                return self.poison("internal error while applying an update; reconnect to resync", rx);
+            }
+            Ok(Applied::Empty) => {}
+            Ok(Applied::Invalid(e)) => self.kill(conn, close::INVALID, format!("invalid update: {e}")),
+            Ok(Applied::Failed(e)) => {
+                self.kill(conn, close::INVALID, format!("update could not be applied: {e}"));
+                return self.poison("the document was reloaded; reconnect to resync", rx);
+            }
+            Ok(Applied::PendingOverflow(n)) => {
+                let reason = format!("update leaves {n} bytes of pending structs (limit {cap})");
+                self.kill(conn, close::POLICY, reason);
+                return self.poison("the document was reloaded; reconnect to resync", rx);
+            }
+            Ok(Applied::Ok) => {
+                self.last_seq += 1;
+                let seq = self.last_seq;
+                self.size += data.len();
+                let author = self.conns.get(&conn).and_then(|c| c.peer.user_id);
+                let ack = self
+                    .collab
+                    .shared
+                    .writer
+                    .append(self.id, seq, data.clone(), author)
+                    .await;
+                self.inflight.push_back(Box::pin(async move {
+                    let result = ack
+                        .await
+                        .unwrap_or_else(|_| Err("the writer dropped the update".into()));
+                    Durable::Update { seq, data, result }
+                }));
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn on_durable(&mut self, d: Durable, rx: &mut mpsc::Receiver<Cmd>) -> Flow {
+        match d {
+            Durable::Reply { conn, frame } => self.send(conn, frame),
+            Durable::Update {
+                seq,
+                data,
+                result: Ok(()),
+            } => {
+                self.durable_seq.send_replace(seq);
+                self.broadcast(protocol::update(&data));
+                self.since_snapshot.0 += 1;
+                self.since_snapshot.1 += data.len() as u64;
+                self.publish(BusEvent::Update { seq, data });
+                self.maybe_snapshot().await;
+            }
+            Durable::Update {
+                seq, result: Err(e), ..
+            } => {
+                tracing::error!(document = %self.id, seq, error = %e, "update was not stored; reloading the room");
+                return self.poison("an update could not be saved; reconnect to resync", rx);
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn maybe_snapshot(&mut self) {
+        let cfg = self.collab.config();
+        let due =
+            self.since_snapshot.0 >= cfg.snapshot_every_updates || self.since_snapshot.1 >= cfg.snapshot_every_bytes;
+        if !due || self.snapshotting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (state, covers) = self.encode_state().await;
+        self.since_snapshot = (0, 0);
+        self.size = state.len();
+        let mut durable = self.durable_seq.subscribe();
+        let (store, id, flag) = (self.collab.shared.store.clone(), self.id, self.snapshotting.clone());
+        tokio::spawn(async move {
+            // Written only once everything it covers is durable; abandoned if the room fails.
+            if durable.wait_for(|d| *d >= covers).await.is_ok() {
+                if let Err(e) = store.write_snapshot(id, &state, covers).await {
+                    tracing::warn!(document = %id, error = ?e, "snapshot failed; the update log still has everything");
+                }
+            }
+            flag.store(false, Ordering::Release);
+        });
+    }
+
+    /// The whole state and the sequence number it covers.
+    async fn encode_state(&self) -> (Vec<u8>, i64) {
+        let doc = self.doc.clone();
+        let state =
+            tokio::task::spawn_blocking(move || doc.transact().encode_state_as_update_v1(&StateVector::default()))
+                .await
+                .unwrap_or_default();
+        (state, self.last_seq)
+    }
+
+    /// Writes a snapshot covering everything, if anything changed since the last one.
+    async fn final_snapshot(&mut self) {
+        if self.since_snapshot.0 == 0 || !self.inflight.is_empty() {
+            return;
+        }
+        while self.snapshotting.load(Ordering::Acquire) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (state, covers) = self.encode_state().await;
+        match self.collab.shared.store.write_snapshot(self.id, &state, covers).await {
+            Ok(()) => self.since_snapshot = (0, 0),
+            Err(e) => {
+                tracing::warn!(document = %self.id, error = ?e, "final snapshot failed; the update log still has everything")
+            }
+        }
+    }
+
+    async fn try_unload(&mut self, rx: &mut mpsc::Receiver<Cmd>) -> Flow {
+        self.final_snapshot().await;
+        let gone = self.collab.unregister_if(self.id, self.generation, || rx.is_empty());
+        if !gone {
+            self.unload_at = None; // a join is queued; it will re-arm on leave
+            return Flow::Continue;
+        }
+        drain(rx, || JoinRefused::Retry);
+        tracing::debug!(document = %self.id, "room unloaded");
+        Flow::Stop
+    }
+
+    /// The in-memory document can't be trusted: close every socket and stop. The next
+    /// join loads the room again from the database.
+    fn poison(&mut self, reason: &str, rx: &mut mpsc::Receiver<Cmd>) -> Flow {
+        for c in self.conns.values() {
+            c.kill.kill(close::INTERNAL, reason);
+        }
+        self.conns.clear();
+        self.collab.unregister_if(self.id, self.generation, || true);
+        drain(rx, || JoinRefused::Retry);
+        self.publish(BusEvent::PresenceChanged);
+        Flow::Stop
+    }
+
+    async fn on_bus(
+        &mut self,
+        msg: Result<BusMessage, broadcast::error::RecvError>,
+        bus_rx: &mut broadcast::Receiver<BusMessage>,
+    ) -> Flow {
+        match msg {
+            Ok(m) if *m.origin == *self.collab.node_id() => {}
+            Ok(m) => match m.event {
+                BusEvent::Update { data, .. } => {
+                    let doc = self.doc.clone();
+                    let input = data.clone();
+                    let cap = usize::MAX;
+                    let ok = tokio::task::spawn_blocking(move || {
+                        catch_unwind(AssertUnwindSafe(|| apply(&doc, &input, false, cap)))
+                    })
+                    .await
+                    .is_ok_and(|r| matches!(r, Ok(Applied::Ok | Applied::Empty)));
+                    if ok {
+                        self.broadcast(protocol::update(&data));
+                    }
+                }
+                BusEvent::Awareness { data } => self.on_awareness(REMOTE, &data),
+                BusEvent::PresenceChanged => {}
+            },
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(document = %self.id, missed = n, "bus lagged; catching up from the database");
+                self.catch_up().await;
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                *bus_rx = self.collab.bus().subscribe(self.id);
+                self.catch_up().await;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Applies whatever the database has that this room might have missed.
+    async fn catch_up(&mut self) {
+        let Ok(state) = self.collab.shared.store.load_document_state(self.id).await else {
+            return;
+        };
+        let doc = self.doc.clone();
+        let diff = tokio::task::spawn_blocking(move || {
+            let before = doc.transact().state_vector();
+            let stored = state
+                .snapshot
+                .iter()
+                .map(|(s, _)| s.clone())
+                .chain(state.updates.into_iter().map(|(_, u)| u));
+            for bytes in stored {
+                let _ = catch_unwind(AssertUnwindSafe(|| apply(&doc, &bytes, false, usize::MAX)));
+            }
+            doc.transact().encode_diff_v1(&before)
+        })
+        .await
+        .unwrap_or_default();
+        if Update::decode_v1(&diff).is_ok_and(|u| !u.is_empty()) {
+            self.broadcast(protocol::update(&diff));
+        }
+    }
+
+    fn on_awareness(&mut self, conn: ConnId, frame: &[u8]) {
+        for (client, clock, json) in protocol::awareness_entries(frame) {
+            let newer = self
+                .awareness
+                .get(&client)
+                .is_none_or(|s| clock > s.clock || (clock == s.clock && &*json == "null"));
+            if !newer {
+                continue;
+            }
+            if &*json == "null" {
+                self.awareness.remove(&client);
+            } else {
+                self.awareness.insert(client, AwarenessState { clock, json, conn });
+            }
+        }
+        // Relayed to everyone, the sender included: the renewal every 15 s is what keeps
+        // an idle y-websocket client from timing out its connection after 30 s.
+        let frame = Bytes::copy_from_slice(frame);
+        self.broadcast(frame.clone());
+        if conn != REMOTE {
+            self.publish(BusEvent::Awareness { data: frame });
+            self.publish(BusEvent::PresenceChanged);
+        }
+    }
+
+    /// Every known awareness state, as one message.
+    fn awareness_frame(&self) -> Bytes {
+        protocol::awareness(self.awareness.iter().map(|(id, s)| (*id, s.clock, s.json.clone())))
+    }
+
+    fn presence(&self) -> Vec<PresenceEntry> {
+        let mut out = Vec::new();
+        for (id, c) in &self.conns {
+            let states: Vec<_> = self.awareness.iter().filter(|(_, s)| s.conn == *id).collect();
+            let base = PresenceEntry {
+                user_id: c.peer.user_id,
+                display_name: c.peer.display_name.clone(),
+                read_only: c.peer.read_only,
+                client_id: None,
+                name: None,
+                color: None,
+                cursor: None,
+            };
+            if states.is_empty() {
+                out.push(base);
+                continue;
+            }
+            for (client, s) in states {
+                let v: serde_json::Value = serde_json::from_str(&s.json).unwrap_or_default();
+                out.push(PresenceEntry {
+                    client_id: Some(*client),
+                    name: v["user"]["name"].as_str().map(String::from),
+                    color: v["user"]["color"].as_str().map(String::from),
+                    cursor: v.get("cursor").filter(|c| !c.is_null()).cloned(),
+                    ..base.clone()
+                });
+            }
+        }
+        out
+    }
+
+    fn publish(&self, event: BusEvent) {
+        self.collab.bus().publish(BusMessage {
+            origin: self.collab.shared.node_id.clone(),
+            document_id: self.id,
+            event,
+        });
+    }
+
+    fn send(&mut self, conn: ConnId, frame: Bytes) {
+        let Some(c) = self.conns.get(&conn) else { return };
+        match c.tx.try_send(frame) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => self.kill(
+                conn,
+                close::TRY_AGAIN,
+                "client fell too far behind; reconnect to resync",
+            ),
+            Err(mpsc::error::TrySendError::Closed(_)) => self.remove(conn),
+        }
+    }
+
+    fn broadcast(&mut self, frame: Bytes) {
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.send(id, frame.clone());
+        }
+    }
+
+    fn kill(&mut self, conn: ConnId, code: u16, reason: impl Into<String>) {
+        if let Some(c) = self.conns.get(&conn) {
+            let reason = reason.into();
+            tracing::info!(document = %self.id, conn, code, %reason, "closing connection");
+            c.kill.kill(code, reason);
+        }
+        self.remove(conn);
+    }
+
+    /// Forgets a connection and tells the others its awareness states are gone.
+    fn remove(&mut self, conn: ConnId) {
+        if self.conns.remove(&conn).is_none() {
+            return;
+        }
+        let gone: Vec<(u64, u32)> = self
+            .awareness
+            .iter()
+            .filter(|(_, s)| s.conn == conn)
+            .map(|(id, s)| (*id, s.clock))
+            .collect();
+        if !gone.is_empty() {
+            for (id, _) in &gone {
+                self.awareness.remove(id);
+            }
+            let frame = protocol::awareness(gone.into_iter().map(|(id, clock)| (id, clock + 1, Arc::from("null"))));
+            self.broadcast(frame.clone());
+            self.publish(BusEvent::Awareness { data: frame });
+        }
+        self.publish(BusEvent::PresenceChanged);
+        if self.conns.is_empty() {
+            self.unload_at = Some(Instant::now() + Duration::from_millis(self.collab.config().unload_grace_ms));
+        }
+    }
+}
+
+/// [`apply`] with its outcome as a result, for [`super::apply_frame`].
+pub(super) fn apply_checked(doc: &Doc, data: &[u8], max_pending: usize) -> Result<(), String> {
+    match apply(doc, data, false, max_pending) {
+        Applied::Ok | Applied::Empty => Ok(()),
+        Applied::Invalid(e) | Applied::Failed(e) => Err(e),
+        Applied::PendingOverflow(n) => Err(format!("{n} bytes of pending structs")),
+    }
+}

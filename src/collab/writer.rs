@@ -1,0 +1,81 @@
+//! The group-commit writer: one task appends the updates of every room.
+//!
+//! While one batch commits, new updates queue up; the next batch takes them all
+//! (up to `max_batch`) in one transaction with multi-row inserts. Replies go out in
+//! submission order, so a room's updates become durable in the order it sent them.
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::store::{NewUpdate, Store};
+
+pub type WriteResult = Result<(), String>;
+
+struct Job {
+    document_id: Uuid,
+    seq: i64,
+    data: Bytes,
+    author: Option<Uuid>,
+    reply: oneshot::Sender<WriteResult>,
+}
+
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    pub fn spawn(store: Store, max_batch: usize) -> Self {
+        // Bounded: when the database falls behind, rooms wait here instead of
+        // queueing without limit.
+        let (tx, rx) = mpsc::channel(max_batch * 8);
+        tokio::spawn(run(store, rx, max_batch));
+        Self { tx }
+    }
+
+    /// Queues an update; the receiver resolves once it is committed (or failed).
+    pub async fn append(
+        &self,
+        document_id: Uuid,
+        seq: i64,
+        data: Bytes,
+        author: Option<Uuid>,
+    ) -> oneshot::Receiver<WriteResult> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            document_id,
+            seq,
+            data,
+            author,
+            reply,
+        };
+        if let Err(mpsc::error::SendError(job)) = self.tx.send(job).await {
+            let _ = job.reply.send(Err("the writer has stopped".into()));
+        }
+        rx
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
+        let rows: Vec<NewUpdate<'_>> = batch
+            .iter()
+            .map(|j| NewUpdate {
+                document_id: j.document_id,
+                seq: j.seq,
+                data: &j.data,
+                author_id: j.author,
+            })
+            .collect();
+        let result = store.append_updates(&rows).await.map_err(|e| {
+            tracing::error!(error = ?e, rows = rows.len(), "group commit failed");
+            format!("{e:#}")
+        });
+        drop(rows);
+        for job in batch.drain(..) {
+            let _ = job.reply.send(result.clone());
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! `/ws/doc/{id}`: the y-websocket endpoint. Authenticates before the upgrade, then
+//! moves frames between the socket and the document's room.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::auth::{Access, Principal};
+use crate::collab::{Connection, Peer, close};
+use crate::documents;
+use crate::error::Error;
+use crate::rest::bearer_token;
+use crate::state::AppState;
+use crate::store::{SessionRow, now};
+
+#[derive(Deserialize)]
+pub struct WsParams {
+    token: Option<String>,
+}
+
+/// Refuses with 401/403/404 before upgrading (a refused upgrade makes the y-websocket
+/// client back off exponentially instead of retrying every 100 ms).
+pub async fn upgrade(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<WsParams>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    match authorize(&app, &id, params.token, &headers).await {
+        Ok((document_id, peer)) => {
+            let cfg = app.collab.config();
+            ws.max_message_size(cfg.max_message_bytes)
+                .max_frame_size(cfg.max_message_bytes)
+                .on_upgrade(move |socket| serve(app, document_id, peer, socket))
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn authorize(
+    app: &AppState,
+    id: &str,
+    query_token: Option<String>,
+    headers: &HeaderMap,
+) -> Result<(Uuid, Peer), Error> {
+    let document_id = Uuid::parse_str(id).map_err(|_| Error::NotFound("document"))?;
+    let token = query_token.or_else(|| bearer_token(headers, &app.config));
+    let who = app.auth.authenticate(&app.store, token.as_deref()).await?;
+    if matches!(who, Principal::Anonymous) {
+        return Err(Error::Unauthenticated);
+    }
+    let visible = documents::get(&app.store, &who, document_id)
+        .await
+        .map_err(|e| match e {
+            // A document the caller can't see is refused the same way as one without access.
+            Error::NotFound(_) => Error::forbidden("no access to this document"),
+            e => e,
+        })?;
+    let user = who.require_user()?;
+    Ok((
+        document_id,
+        Peer {
+            user_id: Some(user.id),
+            display_name: user.display_name.clone(),
+            read_only: visible.access < Access::Write,
+        },
+    ))
+}
+
+async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let user_id = peer.user_id;
+    let Connection {
+        input,
+        mut outbound,
+        kill,
+    } = match app.collab.join(document_id, peer).await {
+        Ok(c) => c,
+        Err(e) => {
+            let (code, reason) = e.close();
+            let _ = sink
+                .send(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })))
+                .await;
+            return;
+        }
+    };
+    let session = SessionRow {
+        id: Uuid::now_v7(),
+        node_id: app.collab.node_id().to_string(),
+        user_id,
+        document_id,
+        connected_at: now(),
+        heartbeat_at: now(),
+    };
+    if let Err(e) = app.store.insert_session(&session).await {
+        tracing::warn!(error = ?e, "could not record the session");
+    }
+
+    // The writer owns the sink: frames from the room, then a close frame when killed.
+    let writer_kill = kill.clone();
+    let writer = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                biased;
+                (code, reason) = writer_kill.killed() => {
+                    let frame = CloseFrame { code, reason: reason.into() };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    break;
+                }
+                frame = outbound.recv() => match frame {
+                    Some(f) => if sink.send(Message::Binary(f)).await.is_err() { break },
+                    None => break,
+                },
+            }
+        }
+    });
+
+    loop {
+        let msg = tokio::select! {
+            _ = kill.killed() => break,
+            msg = stream.next() => match msg {
+                Some(m) => m,
+                None => break,
+            },
+        };
+        match msg {
+            Ok(Message::Binary(frame)) => input.receive(frame).await,
+            Ok(Message::Text(_)) => {
+                kill.kill(close::UNSUPPORTED, "binary frames only");
+                break;
+            }
+            Ok(Message::Close(_)) => break,
+            Ok(Message::Ping(_) | Message::Pong(_)) => {}
+            Err(e) => {
+                let text = e.to_string();
+                if text.contains("too long") || text.contains("Space limit") {
+                    kill.kill(close::TOO_BIG, "message too big");
+                }
+                break;
+            }
+        }
+    }
+    drop(input); // leave the room
+    kill.kill(1000, "");
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    if let Err(e) = app.store.delete_session(session.id).await {
+        tracing::warn!(error = ?e, "could not clear the session");
+    }
+}
