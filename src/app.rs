@@ -115,7 +115,7 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 pub fn router(state: AppState) -> Router {
     let schema = graphql::build_schema(&state.config);
     Router::new()
-        .route("/graphql", get(graphql::graphiql).post(graphql::graphql_handler))
+        .route("/graphql", get(graphql::graphql_get).post(graphql::graphql_handler))
         .route("/ws/doc/{id}", get(crate::ws::upgrade))
         .nest("/api", rest::router())
         .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))

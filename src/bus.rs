@@ -55,11 +55,11 @@ impl InProcessBus {
 impl Bus for InProcessBus {
     fn publish(&self, msg: BusMessage) {
         let mut channels = self.channels.lock().expect("bus lock");
-        if let Some(tx) = channels.get(&msg.document_id) {
-            if tx.send(msg.clone()).is_err() {
-                // Nobody listens any more: forget the channel.
-                channels.remove(&msg.document_id);
-            }
+        if let Some(tx) = channels.get(&msg.document_id)
+            && tx.send(msg.clone()).is_err()
+        {
+            // Nobody listens any more: forget the channel.
+            channels.remove(&msg.document_id);
         }
     }
 

@@ -301,7 +301,82 @@ async fn grants_and_api_tokens(backend: Backend) {
     );
 }
 
+async fn update_log_snapshots_and_sessions(backend: Backend) {
+    use vellum::store::{NewUpdate, SessionRow, now};
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let owner = user(&store, "o@example.com").await;
+    let d = store.create_document(owner.id, "T", "t").await.unwrap().unwrap();
+    // 250 rows in one group commit (more than one multi-row statement).
+    let blobs: Vec<Vec<u8>> = (0..250u32).map(|i| i.to_le_bytes().to_vec()).collect();
+    let rows: Vec<NewUpdate<'_>> = blobs
+        .iter()
+        .enumerate()
+        .map(|(i, b)| NewUpdate {
+            document_id: d.id,
+            seq: i as i64 + 1,
+            data: b,
+            author_id: Some(owner.id),
+        })
+        .collect();
+    store.append_updates(&rows).await.unwrap();
+    let state = store.load_document_state(d.id).await.unwrap();
+    assert_eq!((state.updates.len(), state.last_seq()), (250, 250));
+    assert!(
+        state.updates.iter().zip(&blobs).all(|((_, got), want)| got == want),
+        "order and bytes kept"
+    );
+    assert!(
+        store.append_updates(&rows[..1]).await.is_err(),
+        "a sequence number is used once"
+    );
+    store.write_snapshot(d.id, b"snap-200", 200).await.unwrap();
+    let state = store.load_document_state(d.id).await.unwrap();
+    assert_eq!(state.snapshot, Some((b"snap-200".to_vec(), 200)));
+    assert_eq!(
+        (state.updates.len(), state.last_seq()),
+        (50, 250),
+        "covered updates deleted"
+    );
+    store.write_snapshot(d.id, b"older", 100).await.unwrap();
+    let state = store.load_document_state(d.id).await.unwrap();
+    assert_eq!(state.snapshot.unwrap().1, 200, "a snapshot never moves backwards");
+    assert_eq!(store.update_log_stats(d.id).await.unwrap(), (50, 200));
+
+    let row = |node: &str| SessionRow {
+        id: uuid::Uuid::now_v7(),
+        node_id: node.into(),
+        user_id: Some(owner.id),
+        document_id: d.id,
+        connected_at: now(),
+        heartbeat_at: now() - chrono::Duration::minutes(10),
+    };
+    let (mine, dead, live) = (
+        row("me"),
+        row("dead"),
+        SessionRow {
+            heartbeat_at: now(),
+            ..row("live")
+        },
+    );
+    for r in [&mine, &dead, &live] {
+        store.insert_session(r).await.unwrap();
+    }
+    assert_eq!(store.sessions_of(d.id).await.unwrap().len(), 3);
+    let cleared = store
+        .clear_stale_sessions("me", now() - chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(cleared, 2, "this node's old rows and a dead node's rows");
+    let left = store.sessions_of(d.id).await.unwrap();
+    assert_eq!(left.iter().map(|s| s.node_id.as_str()).collect::<Vec<_>>(), ["live"]);
+    store.heartbeat_sessions("live").await.unwrap();
+    store.delete_session(live.id).await.unwrap();
+    assert!(store.sessions_of(d.id).await.unwrap().is_empty());
+}
+
 both_backends!(
+    update_log_snapshots_and_sessions,
     first_user_is_admin_and_emails_are_unique,
     migrations_are_idempotent,
     slugs_are_unique_among_live_documents,

@@ -59,6 +59,10 @@ impl Kill {
         }
     }
 
+    pub fn is_killed(&self) -> bool {
+        self.reason.get().is_some()
+    }
+
     /// Resolves with the close code and reason once killed.
     pub async fn killed(&self) -> (u16, String) {
         loop {

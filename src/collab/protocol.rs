@@ -5,7 +5,7 @@ use bytes::Bytes;
 use yrs::StateVector;
 use yrs::encoding::read::Cursor;
 use yrs::sync::{Message, MessageReader, SyncMessage};
-use yrs::updates::decoder::{Decode, DecoderV1};
+use yrs::updates::decoder::DecoderV1;
 use yrs::updates::encoder::Encode;
 
 /// WebSocket close codes Vellum uses, with their meaning for clients.
@@ -26,13 +26,16 @@ pub mod close {
     pub const TRY_AGAIN: u16 = 1013;
 }
 
+pub type AwarenessEntry = (u64, u32, std::sync::Arc<str>);
+
 /// A client message, decoded.
 #[derive(Debug)]
 pub enum Incoming {
     SyncStep1(StateVector),
     /// Sync step 2 or an update: both carry a v1 update to apply.
     Update(Vec<u8>),
-    Awareness,
+    /// Client id, clock and JSON state of each entry ("null" removes).
+    Awareness(Vec<AwarenessEntry>),
     AwarenessQuery,
     Auth,
 }
@@ -54,7 +57,14 @@ impl Refusal {
 }
 
 /// Decodes one frame. Exactly one message per frame: trailing bytes are refused.
+/// The decoder is third-party code fed untrusted bytes; a panic in it (yrs asserts on
+/// out-of-range client ids, for one) is a malformed frame, never a dead room.
 pub fn decode(frame: &[u8]) -> Result<Incoming, Refusal> {
+    std::panic::catch_unwind(|| decode_unguarded(frame))
+        .unwrap_or_else(|_| Err(Refusal::Malformed("the message could not be decoded".into())))
+}
+
+fn decode_unguarded(frame: &[u8]) -> Result<Incoming, Refusal> {
     let mut decoder = DecoderV1::new(Cursor::new(frame));
     let mut reader = MessageReader::new(&mut decoder);
     let msg = match reader.next() {
@@ -68,21 +78,23 @@ pub fn decode(frame: &[u8]) -> Result<Incoming, Refusal> {
     Ok(match msg {
         Message::Sync(SyncMessage::SyncStep1(sv)) => Incoming::SyncStep1(sv),
         Message::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u)) => Incoming::Update(u),
-        Message::Awareness(_) => Incoming::Awareness,
+        Message::Awareness(update) => Incoming::Awareness(
+            update
+                .clients
+                .into_iter()
+                .map(|(id, e)| (id.get(), e.clock, e.json))
+                .collect(),
+        ),
         Message::AwarenessQuery => Incoming::AwarenessQuery,
         Message::Auth(_) => Incoming::Auth,
         Message::Custom(tag, _) => return Err(Refusal::UnknownType(tag)),
     })
 }
 
-/// Client ids and clocks of an awareness frame, with each state's JSON.
-pub fn awareness_entries(frame: &[u8]) -> Vec<(u64, u32, std::sync::Arc<str>)> {
-    match Message::decode_v1(frame) {
-        Ok(Message::Awareness(update)) => update
-            .clients
-            .into_iter()
-            .map(|(id, e)| (id.get(), e.clock, e.json))
-            .collect(),
+/// The entries of an awareness frame (from the bus); empty if it is not one.
+pub fn awareness_entries(frame: &[u8]) -> Vec<AwarenessEntry> {
+    match decode(frame) {
+        Ok(Incoming::Awareness(entries)) => entries,
         _ => Vec::new(),
     }
 }
@@ -104,7 +116,7 @@ pub fn permission_denied(reason: &str) -> Bytes {
 }
 
 /// An awareness message for `entries` (client id, clock, JSON state; "null" removes).
-pub fn awareness(entries: impl IntoIterator<Item = (u64, u32, std::sync::Arc<str>)>) -> Bytes {
+pub fn awareness(entries: impl IntoIterator<Item = AwarenessEntry>) -> Bytes {
     use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
     let clients = entries
         .into_iter()
@@ -123,7 +135,10 @@ mod tests {
         assert!(matches!(decode(&sync_step1(&sv)), Ok(Incoming::SyncStep1(_))));
         assert!(matches!(decode(&update(&[0, 0])), Ok(Incoming::Update(u)) if u == [0, 0]));
         let a = awareness([(7, 3, "{\"user\":{\"name\":\"A\"}}".into())]);
-        assert!(matches!(decode(&a), Ok(Incoming::Awareness)));
+        assert!(matches!(decode(&a), Ok(Incoming::Awareness(e)) if e.len() == 1));
+        // yrs asserts client ids fit in 53 bits; a larger one is a malformed frame, not a panic.
+        let huge = [1u8, 12, 1, 255, 255, 255, 255, 255, 255, 255, 255, 255, 1];
+        assert!(decode(&huge).is_err());
         assert_eq!(awareness_entries(&a)[0].0, 7);
         assert!(matches!(decode(&[]), Err(Refusal::Malformed(_))));
         assert!(

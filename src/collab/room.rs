@@ -119,7 +119,9 @@ enum Applied {
     Invalid(String),
     /// Failed while integrating: the document can no longer be trusted.
     Failed(String),
-    /// Left more pending structs than allowed.
+    /// Would wait entirely as pending structs, and is larger than allowed: not applied.
+    PendingRefused(usize),
+    /// Left more pending structs than allowed (the document holds them now).
     PendingOverflow(usize),
 }
 
@@ -244,12 +246,20 @@ fn drain(rx: &mut mpsc::Receiver<Cmd>, refusal: impl Fn() -> JoinRefused) {
 
 /// Applies one client update to `doc`. Runs on the blocking pool under `catch_unwind`.
 fn apply(doc: &Doc, data: &[u8], inject_panic: bool, max_pending: usize) -> Applied {
-    let update = match Update::decode_v1(data) {
+    let update = match decode_update(data) {
         Ok(u) => u,
-        Err(e) => return Applied::Invalid(e.to_string()),
+        Err(e) => return Applied::Invalid(e),
     };
     if update.is_empty() {
         return Applied::Empty;
+    }
+    // An update that starts past what the document has for one of its clients cannot
+    // integrate now: all of it would wait as pending structs. Refuse a large one before
+    // touching the document, so a pending-struct bomb costs only its sender's socket.
+    let lower = update.state_vector_lower();
+    let have = doc.transact().state_vector();
+    if data.len() > max_pending && lower.iter().any(|(client, clock)| *clock > have.get(client)) {
+        return Applied::PendingRefused(data.len());
     }
     let mut txn = doc.transact_mut();
     if inject_panic {
@@ -258,13 +268,29 @@ fn apply(doc: &Doc, data: &[u8], inject_panic: bool, max_pending: usize) -> Appl
     if let Err(e) = txn.apply_update(update) {
         return Applied::Failed(e.to_string());
     }
+    if !txn.has_missing_updates() {
+        return Applied::Ok;
+    }
     let store = txn.store();
     let pending = store.pending_update().map_or(0, |p| p.update.encode_v1().len())
         + store.pending_ds().map_or(0, |ds| ds.encode_v1().len());
     if pending > max_pending {
         return Applied::PendingOverflow(pending);
     }
+    // Encoding merges pending structs into the output, and yrs panics on some pending
+    // states it accepted (found by fuzzing). Try it now, under the caller's
+    // `catch_unwind`, so such an update is never stored and snapshots and sync replies
+    // can always be encoded.
+    let _ = txn.encode_diff_v1(&txn.state_vector());
     Applied::Ok
+}
+
+/// Decodes a v1 update; yrs asserts on some malformed input in debug builds, which
+/// counts as malformed here too.
+fn decode_update(data: &[u8]) -> Result<Update, String> {
+    catch_unwind(|| Update::decode_v1(data))
+        .map_err(|_| "the update could not be decoded".to_string())?
+        .map_err(|e| e.to_string())
 }
 
 impl Room {
@@ -342,12 +368,16 @@ impl Room {
                 let (code, reason) = refusal.close();
                 self.kill(conn, code, reason);
             }
-            Ok(Incoming::SyncStep1(sv)) => {
-                let diff = self.encode_diff(sv).await;
-                self.after_durable(conn, protocol::sync_step2(diff));
-            }
+            Ok(Incoming::SyncStep1(sv)) => match self.encode_diff(sv).await {
+                Some(diff) => self.after_durable(conn, protocol::sync_step2(diff)),
+                None => {
+                    return self
+                        .poison("internal error while encoding the document; reconnect", rx)
+                        .await;
+                }
+            },
             Ok(Incoming::Update(data)) if read_only => {
-                let harmless = Update::decode_v1(&data).is_ok_and(|u| u.is_empty());
+                let harmless = decode_update(&data).is_ok_and(|u| u.is_empty());
                 let c = self.conns.get_mut(&conn).expect("checked above");
                 if !harmless && !c.told_read_only {
                     c.told_read_only = true;
@@ -358,7 +388,7 @@ impl Room {
                 }
             }
             Ok(Incoming::Update(data)) => return self.apply_from(conn, data.into(), rx).await,
-            Ok(Incoming::Awareness) => self.on_awareness(conn, &frame),
+            Ok(Incoming::Awareness(entries)) => self.on_awareness(conn, entries, &frame),
             Ok(Incoming::AwarenessQuery) => {
                 let f = self.awareness_frame();
                 self.send(conn, f);
@@ -368,14 +398,14 @@ impl Room {
         Flow::Continue
     }
 
-    async fn encode_diff(&self, sv: StateVector) -> Vec<u8> {
-        if self.size < INLINE_ENCODE_BYTES {
-            return self.doc.transact().encode_diff_v1(&sv);
-        }
+    /// The updates `sv` lacks; `None` if yrs fails to encode the document.
+    async fn encode_diff(&self, sv: StateVector) -> Option<Vec<u8>> {
         let doc = self.doc.clone();
-        tokio::task::spawn_blocking(move || doc.transact().encode_diff_v1(&sv))
-            .await
-            .unwrap_or_default()
+        let encode = move || catch_unwind(AssertUnwindSafe(|| doc.transact().encode_diff_v1(&sv))).ok();
+        if self.size < INLINE_ENCODE_BYTES {
+            return encode();
+        }
+        tokio::task::spawn_blocking(encode).await.ok().flatten()
     }
 
     /// Sends `frame` to `conn` once every update given a sequence number so far is durable.
@@ -409,18 +439,24 @@ impl Room {
         match outcome {
             Err(()) => {
                 tracing::error!(document = %self.id, "panic while applying an update; reloading the room");
-                return self.poison("internal error while applying an update; reconnect to resync", rx);
+                return self
+                    .poison("internal error while applying an update; reconnect to resync", rx)
+                    .await;
             }
             Ok(Applied::Empty) => {}
             Ok(Applied::Invalid(e)) => self.kill(conn, close::INVALID, format!("invalid update: {e}")),
             Ok(Applied::Failed(e)) => {
                 self.kill(conn, close::INVALID, format!("update could not be applied: {e}"));
-                return self.poison("the document was reloaded; reconnect to resync", rx);
+                return self.poison("the document was reloaded; reconnect to resync", rx).await;
+            }
+            Ok(Applied::PendingRefused(n)) => {
+                let reason = format!("update of {n} bytes depends on updates this server does not have (limit {cap})");
+                self.kill(conn, close::POLICY, reason);
             }
             Ok(Applied::PendingOverflow(n)) => {
                 let reason = format!("update leaves {n} bytes of pending structs (limit {cap})");
                 self.kill(conn, close::POLICY, reason);
-                return self.poison("the document was reloaded; reconnect to resync", rx);
+                return self.poison("the document was reloaded; reconnect to resync", rx).await;
             }
             Ok(Applied::Ok) => {
                 self.last_seq += 1;
@@ -463,7 +499,9 @@ impl Room {
                 seq, result: Err(e), ..
             } => {
                 tracing::error!(document = %self.id, seq, error = %e, "update was not stored; reloading the room");
-                return self.poison("an update could not be saved; reconnect to resync", rx);
+                return self
+                    .poison("an update could not be saved; reconnect to resync", rx)
+                    .await;
             }
         }
         Flow::Continue
@@ -476,30 +514,43 @@ impl Room {
         if !due || self.snapshotting.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (state, covers) = self.encode_state().await;
+        let Some((state, covers)) = self.encode_state().await else {
+            self.snapshotting.store(false, Ordering::Release);
+            return;
+        };
         self.since_snapshot = (0, 0);
         self.size = state.len();
         let mut durable = self.durable_seq.subscribe();
         let (store, id, flag) = (self.collab.shared.store.clone(), self.id, self.snapshotting.clone());
         tokio::spawn(async move {
             // Written only once everything it covers is durable; abandoned if the room fails.
-            if durable.wait_for(|d| *d >= covers).await.is_ok() {
-                if let Err(e) = store.write_snapshot(id, &state, covers).await {
-                    tracing::warn!(document = %id, error = ?e, "snapshot failed; the update log still has everything");
-                }
+            if durable.wait_for(|d| *d >= covers).await.is_ok()
+                && let Err(e) = store.write_snapshot(id, &state, covers).await
+            {
+                tracing::warn!(document = %id, error = ?e, "snapshot failed; the update log still has everything");
             }
             flag.store(false, Ordering::Release);
         });
     }
 
     /// The whole state and the sequence number it covers.
-    async fn encode_state(&self) -> (Vec<u8>, i64) {
+    /// `None` if yrs fails to encode the document: then no snapshot is written and the
+    /// update log keeps everything (an empty snapshot would delete what it "covers").
+    async fn encode_state(&self) -> Option<(Vec<u8>, i64)> {
         let doc = self.doc.clone();
-        let state =
-            tokio::task::spawn_blocking(move || doc.transact().encode_state_as_update_v1(&StateVector::default()))
-                .await
-                .unwrap_or_default();
-        (state, self.last_seq)
+        let encode = move || {
+            catch_unwind(AssertUnwindSafe(|| {
+                doc.transact().encode_state_as_update_v1(&StateVector::default())
+            }))
+            .ok()
+        };
+        match tokio::task::spawn_blocking(encode).await.ok().flatten() {
+            Some(state) => Some((state, self.last_seq)),
+            None => {
+                tracing::error!(document = %self.id, "could not encode the document; no snapshot written");
+                None
+            }
+        }
     }
 
     /// Writes a snapshot covering everything, if anything changed since the last one.
@@ -510,7 +561,9 @@ impl Room {
         while self.snapshotting.load(Ordering::Acquire) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let (state, covers) = self.encode_state().await;
+        let Some((state, covers)) = self.encode_state().await else {
+            return;
+        };
         match self.collab.shared.store.write_snapshot(self.id, &state, covers).await {
             Ok(()) => self.since_snapshot = (0, 0),
             Err(e) => {
@@ -533,11 +586,14 @@ impl Room {
 
     /// The in-memory document can't be trusted: close every socket and stop. The next
     /// join loads the room again from the database.
-    fn poison(&mut self, reason: &str, rx: &mut mpsc::Receiver<Cmd>) -> Flow {
+    async fn poison(&mut self, reason: &str, rx: &mut mpsc::Receiver<Cmd>) -> Flow {
         for c in self.conns.values() {
             c.kill.kill(close::INTERNAL, reason);
         }
         self.conns.clear();
+        // Let updates already handed to the writer finish (committed or failed) before a
+        // new room can load, so it never reuses a sequence number still in flight.
+        while self.inflight.next().await.is_some() {}
         self.collab.unregister_if(self.id, self.generation, || true);
         drain(rx, || JoinRefused::Retry);
         self.publish(BusEvent::PresenceChanged);
@@ -565,7 +621,7 @@ impl Room {
                         self.broadcast(protocol::update(&data));
                     }
                 }
-                BusEvent::Awareness { data } => self.on_awareness(REMOTE, &data),
+                BusEvent::Awareness { data } => self.on_awareness(REMOTE, protocol::awareness_entries(&data), &data),
                 BusEvent::PresenceChanged => {}
             },
             Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -605,8 +661,8 @@ impl Room {
         }
     }
 
-    fn on_awareness(&mut self, conn: ConnId, frame: &[u8]) {
-        for (client, clock, json) in protocol::awareness_entries(frame) {
+    fn on_awareness(&mut self, conn: ConnId, entries: Vec<protocol::AwarenessEntry>, frame: &[u8]) {
+        for (client, clock, json) in entries {
             let newer = self
                 .awareness
                 .get(&client)
@@ -734,6 +790,6 @@ pub(super) fn apply_checked(doc: &Doc, data: &[u8], max_pending: usize) -> Resul
     match apply(doc, data, false, max_pending) {
         Applied::Ok | Applied::Empty => Ok(()),
         Applied::Invalid(e) | Applied::Failed(e) => Err(e),
-        Applied::PendingOverflow(n) => Err(format!("{n} bytes of pending structs")),
+        Applied::PendingOverflow(n) | Applied::PendingRefused(n) => Err(format!("{n} bytes of pending structs")),
     }
 }

@@ -5,13 +5,17 @@
 //! get it in [`classify_engine_errors`].
 
 mod schema;
+mod subscription;
 mod types;
 
 pub use schema::{Mutation, Query, VellumSchema, build_schema};
 
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{Context, ErrorExtensionValues, Response as GqlResponse, ServerError};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
@@ -94,13 +98,47 @@ pub async fn graphql_handler(
     out
 }
 
-pub async fn graphiql(State(app): State<AppState>) -> Response {
+/// GET /graphql: a `graphql-transport-ws` (or legacy `graphql-ws`) subscription socket
+/// when upgrading, GraphiQL in dev mode otherwise. The socket authenticates with
+/// `{"token": …}` in `connection_init`, or with the session cookie of the upgrade.
+pub async fn graphql_get(
+    State(app): State<AppState>,
+    schema: axum::Extension<VellumSchema>,
+    headers: HeaderMap,
+    protocol: Result<GraphQLProtocol, StatusCode>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let (Ok(protocol), Ok(upgrade)) = (protocol, upgrade) else {
+        return graphiql(&app);
+    };
+    let cookie_token = bearer_token(&headers, &app.config);
+    let schema = schema.0.clone();
+    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
+        GraphQLWebSocket::new(socket, schema, protocol)
+            .on_connection_init(move |payload| async move {
+                let token = payload
+                    .get("token")
+                    .and_then(|t| t.as_str())
+                    .map(String::from)
+                    .or(cookie_token);
+                let principal = app.auth.authenticate(&app.store, token.as_deref()).await.map_err(gql)?;
+                let mut data = async_graphql::Data::default();
+                data.insert(principal);
+                data.insert(app);
+                Ok(data)
+            })
+            .serve()
+    })
+}
+
+fn graphiql(app: &AppState) -> Response {
     if !app.config.server.dev {
         return (StatusCode::METHOD_NOT_ALLOWED, "POST GraphQL requests to /graphql").into_response();
     }
     Html(
         async_graphql::http::GraphiQLSource::build()
             .endpoint("/graphql")
+            .subscription_endpoint("/graphql")
             .finish(),
     )
     .into_response()

@@ -1,6 +1,6 @@
 //! Queries and mutations.
 
-use async_graphql::{Context, EmptySubscription, ID, Object, Result, Schema};
+use async_graphql::{Context, ID, Object, Result, Schema};
 use axum::http::header::SET_COOKIE;
 use uuid::Uuid;
 
@@ -12,11 +12,11 @@ use crate::documents::{self, DocumentPatch, ListArgs, NewDocument};
 use crate::error::Error;
 use crate::rest::session_cookie;
 
-pub type VellumSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type VellumSchema = Schema<Query, Mutation, super::subscription::Subscription>;
 
 pub fn build_schema(config: &Config) -> VellumSchema {
     let g = &config.graphql;
-    let mut builder = Schema::build(Query, Mutation, EmptySubscription)
+    let mut builder = Schema::build(Query, Mutation, super::subscription::Subscription)
         .limit_depth(g.max_depth)
         .limit_complexity(g.max_complexity)
         .limit_recursive_depth(64)
@@ -27,7 +27,7 @@ pub fn build_schema(config: &Config) -> VellumSchema {
     builder.finish()
 }
 
-fn parse_id(id: &ID, field: &str) -> Result<Uuid> {
+pub(super) fn parse_id(id: &ID, field: &str) -> Result<Uuid> {
     Uuid::parse_str(id.as_str()).map_err(|_| gql(Error::validation(field, "not a valid id")))
 }
 
@@ -76,6 +76,15 @@ impl Query {
         };
         let page = documents::list(&st.store, who, args).await.map_err(gql)?;
         Ok(DocumentConnection::new(page, order))
+    }
+
+    /// Who is in a document right now (on this server): one entry per connection,
+    /// with the name, colour and cursor from its awareness state.
+    async fn presence(&self, ctx: &Context<'_>, document_id: ID) -> Result<Vec<Presence>> {
+        let (st, who) = (state(ctx), caller(ctx));
+        let id = parse_id(&document_id, "documentId")?;
+        documents::get(&st.store, who, id).await.map_err(gql)?;
+        Ok(st.collab.presence(id).await.into_iter().map(Presence::from).collect())
     }
 
     /// The caller's live API tokens (never the tokens themselves).

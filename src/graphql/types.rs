@@ -229,3 +229,34 @@ impl From<AccessGrant> for Option<auth::Grant> {
         }
     }
 }
+
+/// One connection in a document.
+#[derive(SimpleObject)]
+pub struct Presence {
+    pub user_id: Option<ID>,
+    pub display_name: String,
+    /// A viewer's connection: it cannot edit.
+    pub read_only: bool,
+    /// The Yjs client id of the connection's awareness state.
+    pub client_id: Option<String>,
+    /// `user.name` from the awareness state (TipTap's collaboration caret sets it).
+    pub name: Option<String>,
+    /// `user.color` from the awareness state.
+    pub color: Option<String>,
+    /// The awareness `cursor` field (relative positions), as JSON.
+    pub cursor: Option<async_graphql::Json<serde_json::Value>>,
+}
+
+impl From<crate::collab::PresenceEntry> for Presence {
+    fn from(p: crate::collab::PresenceEntry) -> Self {
+        Self {
+            user_id: p.user_id.map(|u| ID(u.to_string())),
+            display_name: p.display_name,
+            read_only: p.read_only,
+            client_id: p.client_id.map(|c| c.to_string()),
+            name: p.name,
+            color: p.color,
+            cursor: p.cursor.map(async_graphql::Json),
+        }
+    }
+}

@@ -81,6 +81,9 @@ impl Store {
     /// Replaces the snapshot with `state` covering updates up to `seq`, and deletes
     /// those updates, in one transaction. A snapshot never moves backwards.
     pub async fn write_snapshot(&self, document_id: Uuid, state: &[u8], seq: i64) -> anyhow::Result<()> {
+        // Even an empty Yjs document encodes to two bytes; nothing shorter is a state,
+        // and storing it would delete the updates it claims to cover.
+        anyhow::ensure!(state.len() >= 2, "refusing to store a {}-byte snapshot", state.len());
         let upsert = "insert into document_snapshots (document_id, state, seq, created_at)
                       values ($1, $2, $3, $4)
                       on conflict (document_id) do update

@@ -143,6 +143,7 @@ macro_rules! both_backends {
 pub struct TestApp {
     pub state: AppState,
     pub router: Router,
+    pub config: Config,
     _db: TestDb,
 }
 
@@ -155,9 +156,25 @@ impl TestApp {
         let db = TestDb::new(backend).await;
         let mut config = db.config.clone();
         adjust(&mut config);
-        let state = vellum::app::build_state(config).await.expect("build state");
+        let state = vellum::app::build_state(config.clone()).await.expect("build state");
         let router = vellum::app::router(state.clone());
-        Self { state, router, _db: db }
+        Self {
+            state,
+            router,
+            config,
+            _db: db,
+        }
+    }
+
+    /// Stops the server gracefully (rooms flush and snapshot) and starts a new one
+    /// on the same database.
+    pub async fn restart(&mut self) {
+        self.state.collab.shutdown().await;
+        self.state.store.close().await;
+        self.state = vellum::app::build_state(self.config.clone())
+            .await
+            .expect("rebuild state");
+        self.router = vellum::app::router(self.state.clone());
     }
 
     pub async fn request(

@@ -1,8 +1,8 @@
 // Concurrent editing through /ws/doc: every replica converges to the same state.
 
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { TestServer } from './lib/server.mjs'
+import { useServer } from './lib/harness.mjs'
 import { createDocument, register } from './lib/api.mjs'
 import { Client, connectClients, snapshot, waitConverged } from './lib/client.mjs'
 import { insertParagraph, randomEdits } from './lib/edits.mjs'
@@ -10,14 +10,10 @@ import { Prng, seedFromEnv } from './lib/prng.mjs'
 
 const seed = seedFromEnv()
 const rng = new Prng(seed)
-const server = new TestServer({ name: 'convergence' })
 let owner
-
-before(async () => {
-  await server.start()
+const server = useServer('convergence', async () => {
   owner = await register(server, 'owner')
 })
-after(() => server.dispose())
 
 async function concurrentEditing (t, clientCount, editsPerClient) {
   const { id: docId } = await createDocument(server, owner.token, `convergence ${clientCount}`)

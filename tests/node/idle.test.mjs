@@ -7,23 +7,19 @@
 // This file takes ~65 s of wall time but almost no CPU; `node --test --test-concurrency=N` runs it
 // alongside the other files.
 
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { TestServer } from './lib/server.mjs'
+import { useServer } from './lib/harness.mjs'
 import { createDocument, register } from './lib/api.mjs'
 import { Client, waitForDoc, watchConnection } from './lib/client.mjs'
 import { waitForEvent } from './lib/wait.mjs'
 
 const IDLE_MS = Number(process.env.IDLE_MS || 65_000)
 
-const server = new TestServer({ name: 'idle' })
 let owner
-
-before(async () => {
-  await server.start()
+const server = useServer('idle', async () => {
   owner = await register(server, 'owner')
 })
-after(() => server.dispose())
 
 test(`idle clients stay connected for ${IDLE_MS / 1000} s`, { timeout: IDLE_MS + 60_000 }, async (t) => {
   // one client alone on its document, and two clients sharing another

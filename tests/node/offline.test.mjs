@@ -1,8 +1,8 @@
 // Offline editing: a client disconnects, edits, reconnects; both sides' edits merge everywhere.
 
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { TestServer } from './lib/server.mjs'
+import { useServer } from './lib/harness.mjs'
 import { createDocument, register } from './lib/api.mjs'
 import { Client, connectClients, snapshot, waitConverged, waitForDoc } from './lib/client.mjs'
 import { insertParagraph, randomEdits } from './lib/edits.mjs'
@@ -10,14 +10,10 @@ import { Prng, seedFromEnv } from './lib/prng.mjs'
 
 const seed = seedFromEnv()
 const rng = new Prng(seed)
-const server = new TestServer({ name: 'offline' })
 let owner
-
-before(async () => {
-  await server.start()
+const server = useServer('offline', async () => {
   owner = await register(server, 'owner')
 })
-after(() => server.dispose())
 
 /** A marker in the text and a paragraph in the fragment, both unique to `tag`. */
 function mark (client, tag) {

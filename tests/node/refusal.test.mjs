@@ -1,24 +1,21 @@
 // Connections without valid credentials, or without access to the document, are refused with an
 // HTTP status before the WebSocket upgrade.
 
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
 import WebSocket from 'ws'
-import { JWT_SECRET, TestServer } from './lib/server.mjs'
+import { JWT_SECRET } from './lib/server.mjs'
+import { useServer } from './lib/harness.mjs'
 import { createDocument, register } from './lib/api.mjs'
 import { Client } from './lib/client.mjs'
 
-const server = new TestServer({ name: 'refusal' })
 let owner, stranger, docId
-
-before(async () => {
-  await server.start()
+const server = useServer('refusal', async () => {
   owner = await register(server, 'owner')
   stranger = await register(server, 'stranger')
   docId = (await createDocument(server, owner.token, 'private')).id
 })
-after(() => server.dispose())
 
 /**
  * Open a raw WebSocket and report how the handshake ended: `{ status }` from the

@@ -1,16 +1,14 @@
 // A user with a 'viewer' grant gets a read-only connection: it receives every change, but its
 // own updates are never applied, persisted or broadcast.
 
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { TestServer } from './lib/server.mjs'
+import { useServer } from './lib/harness.mjs'
 import { createDocument, register, share } from './lib/api.mjs'
 import { Client, waitForDoc, watchConnection } from './lib/client.mjs'
 import { insertParagraph } from './lib/edits.mjs'
 
-const server = new TestServer({ name: 'viewer' })
-before(() => server.start())
-after(() => server.dispose())
+const server = useServer('viewer')
 
 function mark (client, tag) {
   client.doc.transact(() => {

@@ -17,6 +17,14 @@ export const SYNC_STEP1 = 0
 export const SYNC_STEP2 = 1
 export const SYNC_UPDATE = 2
 
+/** every Client not yet destroyed, so that a failed test cannot leave connections behind */
+const liveClients = new Set()
+
+/** Destroy every client still alive (file-level cleanup; see lib/harness.mjs). */
+export function destroyAllClients () {
+  for (const c of [...liveClients]) c.destroy()
+}
+
 export class Client {
   /**
    * @param {import('./server.mjs').TestServer} server
@@ -33,6 +41,7 @@ export class Client {
     /** @type {WebsocketProvider} */
     this.provider = null
     this._attach(server, connect)
+    liveClients.add(this)
   }
 
   get text () { return this.doc.getText('t') }
@@ -111,6 +120,7 @@ export class Client {
   }
 
   destroy () {
+    if (!liveClients.delete(this)) return
     this.destroyProvider()
     this.doc.destroy()
   }

@@ -11,11 +11,20 @@ export function seedFromEnv (label = 'seed') {
 
 export class Prng {
   constructor (seed) {
-    this.a = 0x9e3779b9
-    this.b = 0x243f6a88
-    this.c = 0xb7e15162
-    this.d = seed >>> 0
-    for (let i = 0; i < 15; i++) this.next()
+    // spread the 32-bit seed over the whole state with splitmix32, then warm up
+    let s = seed >>> 0
+    const splitmix = () => {
+      s = (s + 0x9e3779b9) >>> 0
+      let z = s
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b)
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35)
+      return (z ^ (z >>> 16)) >>> 0
+    }
+    this.a = splitmix()
+    this.b = splitmix()
+    this.c = splitmix()
+    this.d = splitmix()
+    for (let i = 0; i < 20; i++) this.next()
   }
 
   /** uniform in [0, 1) */

@@ -12,6 +12,14 @@
 //    the stock server broadcasts it, so a marker a client received survives SIGKILL;
 //  - prints `listening addr=127.0.0.1:PORT` to stderr.
 // It is not a model of Vellum's internals, only of what the tests observe.
+//
+// REFERENCE_FAULT (comma-separated) breaks it on purpose, to check that the tests notice:
+//   viewer-writes            viewers' updates are accepted like an editor's
+//   viewer-step2             viewers' sync step 2 is accepted (only their live updates are dropped)
+//   no-auth                  no 401/403: anyone may connect to any document
+//   broadcast-before-persist updates are broadcast first and written 50 ms later
+//   no-persist               nothing is written to disk
+//   no-awareness             awareness messages from clients are dropped (so never relayed)
 
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -26,6 +34,8 @@ const opt = (name, dflt) => {
   const i = args.indexOf(name)
   return i >= 0 ? args[i + 1] : dflt
 }
+const faults = new Set((process.env.REFERENCE_FAULT ?? '').split(',').filter(Boolean))
+if (faults.size) console.error(`reference-server: WARN injected faults: ${[...faults].join(', ')}`)
 const host = opt('--host', '127.0.0.1')
 const port = Number(opt('--port', '0'))
 const dataDir = opt('--data-dir', null)
@@ -76,12 +86,15 @@ setPersistence({
     Y.transact(ydoc, () => {
       for (const u of loadUpdates(file)) Y.applyUpdate(ydoc, u)
     })
-    const persist = (update) => {
+    const write = (update) => {
       const frame = Buffer.alloc(4 + update.length)
       frame.writeUInt32LE(update.length, 0)
       frame.set(update, 4)
       fs.appendFileSync(file, frame)
     }
+    const persist = faults.has('no-persist')
+      ? () => {}
+      : faults.has('broadcast-before-persist') ? (update) => setTimeout(() => write(update), 50) : write
     // our listener must run before the stock broadcast listener: re-register those after it
     const others = [...(ydoc._observers.get('update') ?? [])]
     for (const f of others) ydoc.off('update', f)
@@ -178,19 +191,25 @@ server.on('upgrade', (req, socket, head) => {
   if (!m) return refuse(socket, 404, 'Not Found')
   const docId = decodeURIComponent(m[1])
   const user = userByToken(url.searchParams.get('token') ?? '')
-  if (!user) return refuse(socket, 401, 'Unauthorized')
-  if (!state.docs[docId]) return refuse(socket, 404, 'Not Found')
-  const role = access(user, docId)
-  if (!role) return refuse(socket, 403, 'Forbidden')
+  let role = 'owner'
+  if (!faults.has('no-auth')) {
+    if (!user) return refuse(socket, 401, 'Unauthorized')
+    if (!state.docs[docId]) return refuse(socket, 404, 'Not Found')
+    role = access(user, docId)
+    if (!role) return refuse(socket, 403, 'Forbidden')
+  }
+  const readOnly = role === 'viewer' && !faults.has('viewer-writes')
+  const dropAwareness = faults.has('no-awareness')
   wss.handleUpgrade(req, socket, head, (conn) => {
-    if (role === 'viewer') {
+    if (readOnly || dropAwareness) {
       // read-only: drop [messageSync, syncStep2 | syncUpdate] from this connection
       const on = conn.on.bind(conn)
       conn.on = (event, fn) => on(event, event !== 'message'
         ? fn
         : (data, isBinary) => {
             const b = new Uint8Array(data)
-            if (b[0] === 0 && (b[1] === 1 || b[1] === 2)) return
+            if (readOnly && b[0] === 0 && (b[1] === 2 || (b[1] === 1 && !faults.has('viewer-step2')))) return
+            if (dropAwareness && b[0] === 1) return
             fn(data, isBinary)
           })
     }

@@ -185,14 +185,3 @@ function lines (stream, onLine) {
   })
   stream.on('end', () => { if (buf) onLine(buf) })
 }
-
-/**
- * Start a server for a test file and dispose of it when the file's tests are done.
- * @param {{ after: (fn: () => any) => void }} hooks `node:test`'s `after` or a test context
- */
-export async function startServer (hooks, opts) {
-  const server = new TestServer(opts)
-  hooks.after(() => server.dispose())
-  await server.start()
-  return server
-}

@@ -1,0 +1,739 @@
+//! The collaboration engine through its room code (no sockets): convergence under
+//! random disconnects, reordering, unloads and restarts; durability before broadcast;
+//! malformed input; limits; panic containment. Both backends.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Backend, TestApp};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use uuid::Uuid;
+use vellum::collab::{Collab, Connection, Peer as PeerInfo, close, update_frame};
+use yrs::encoding::read::Cursor;
+use yrs::sync::{Message, MessageReader, SyncMessage};
+use yrs::updates::decoder::{Decode, DecoderV1};
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A client: a yrs document and, while connected, a connection to the room.
+struct Client {
+    doc: Doc,
+    conn: Option<Connection>,
+    /// Updates made while connected, not yet handed to the room (delivery is delayed
+    /// at random to interleave clients differently).
+    outbox: Vec<Bytes>,
+    /// Sync step 1 messages sent on this connection and not answered yet.
+    awaiting_step2: usize,
+}
+
+impl Client {
+    fn new(client_id: u64) -> Self {
+        Self {
+            doc: Doc::with_client_id(client_id),
+            conn: None,
+            outbox: Vec::new(),
+            awaiting_step2: 0,
+        }
+    }
+
+    fn text(&self) -> String {
+        let t = self.doc.get_or_insert_text("t");
+        t.get_string(&self.doc.transact())
+    }
+
+    fn sv(&self) -> StateVector {
+        self.doc.transact().state_vector()
+    }
+
+    async fn connect(&mut self, collab: &Collab, doc_id: Uuid, read_only: bool) {
+        let peer = PeerInfo {
+            user_id: None,
+            display_name: "peer".into(),
+            read_only,
+        };
+        let conn = collab.join(doc_id, peer).await.expect("join");
+        // As the y-websocket client does: announce our state vector right away.
+        conn.input
+            .receive(encode(Message::Sync(SyncMessage::SyncStep1(self.sv()))))
+            .await;
+        self.conn = Some(conn);
+        self.awaiting_step2 = 1;
+    }
+
+    fn disconnect(&mut self) {
+        self.conn = None;
+        self.outbox.clear(); // lost on the wire; the next sync step 2 carries it
+    }
+
+    /// A random edit; queued for sending when connected.
+    fn edit(&mut self, rng: &mut StdRng) {
+        let text = self.doc.get_or_insert_text("t");
+        let before = self.sv();
+        {
+            let mut txn = self.doc.transact_mut();
+            let len = text.len(&txn);
+            if len > 0 && rng.gen_bool(0.3) {
+                let at = rng.gen_range(0..len);
+                let n = rng.gen_range(1..=(len - at).min(5));
+                text.remove_range(&mut txn, at, n);
+            } else {
+                let at = rng.gen_range(0..=len);
+                let word: String = (0..rng.gen_range(1..6))
+                    .map(|_| rng.gen_range(b'a'..=b'z') as char)
+                    .collect();
+                text.insert(&mut txn, at, &word);
+            }
+        }
+        if self.conn.is_some() {
+            let update = self.doc.transact().encode_diff_v1(&before);
+            self.outbox.push(update_frame(&update));
+        }
+    }
+
+    async fn flush(&mut self, n: usize) {
+        let Some(conn) = &self.conn else { return };
+        let n = n.min(self.outbox.len());
+        for frame in self.outbox.drain(..n) {
+            conn.input.receive(frame).await;
+        }
+    }
+
+    /// Handles one frame from the room. Returns true for a sync step 2.
+    async fn handle(&mut self, frame: &[u8]) -> bool {
+        let mut decoder = DecoderV1::new(Cursor::new(frame));
+        let msg = MessageReader::new(&mut decoder)
+            .next()
+            .expect("a message")
+            .expect("decodes");
+        match msg {
+            Message::Sync(SyncMessage::SyncStep1(sv)) => {
+                let diff = self.doc.transact().encode_diff_v1(&sv);
+                if let Some(conn) = &self.conn {
+                    conn.input
+                        .receive(encode(Message::Sync(SyncMessage::SyncStep2(diff))))
+                        .await;
+                }
+                false
+            }
+            Message::Sync(SyncMessage::SyncStep2(u)) => {
+                self.apply(&u);
+                self.awaiting_step2 = self.awaiting_step2.saturating_sub(1);
+                true
+            }
+            Message::Sync(SyncMessage::Update(u)) => {
+                self.apply(&u);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    fn apply(&self, update: &[u8]) {
+        let u = Update::decode_v1(update).expect("the room sends valid updates");
+        self.doc.transact_mut().apply_update(u).expect("applies");
+    }
+
+    /// Delivers whatever frames have arrived, without waiting.
+    async fn pump(&mut self, max: usize) {
+        for _ in 0..max {
+            let Some(conn) = &mut self.conn else { return };
+            match conn.outbound.try_recv() {
+                Ok(frame) => {
+                    self.handle(&frame).await;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Sends a sync step 1 and handles everything until its answer: afterwards this
+    /// client has everything the room had made durable when it answered.
+    async fn sync(&mut self) {
+        self.flush(usize::MAX).await;
+        let step1 = encode(Message::Sync(SyncMessage::SyncStep1(self.sv())));
+        self.conn.as_ref().expect("connected").input.receive(step1).await;
+        self.awaiting_step2 += 1;
+        while self.awaiting_step2 > 0 {
+            let frame = tokio::time::timeout(WAIT, self.conn.as_mut().unwrap().outbound.recv())
+                .await
+                .expect("the room answers")
+                .expect("the room keeps the connection");
+            self.handle(&frame).await;
+        }
+    }
+}
+
+fn encode(msg: Message) -> Bytes {
+    msg.encode_v1().into()
+}
+
+async fn new_document(app: &TestApp) -> Uuid {
+    let store = &app.state.store;
+    let n = Uuid::now_v7().simple().to_string();
+    let user = store
+        .create_user(&format!("{n}@example.com"), "U", "h", None, vellum::auth::Role::Author)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .create_document(user.id, "Doc", &format!("doc-{n}"))
+        .await
+        .unwrap()
+        .unwrap()
+        .id
+}
+
+async fn app_with(backend: Backend, adjust: impl FnOnce(&mut vellum::config::Config)) -> TestApp {
+    TestApp::with_config(backend, |c| {
+        c.collab.unload_grace_ms = 20;
+        adjust(c);
+    })
+    .await
+}
+
+/// Brings every client in sync with the room and each other.
+async fn settle(app: &TestApp, doc_id: Uuid, clients: &mut [Client]) {
+    for c in clients.iter_mut() {
+        if c.conn.is_none() {
+            c.connect(&app.state.collab, doc_id, false).await;
+        }
+    }
+    for _round in 0..10 {
+        for c in clients.iter_mut() {
+            c.sync().await;
+        }
+        let first = clients[0].sv();
+        if clients.iter().all(|c| c.sv() == first) {
+            return;
+        }
+    }
+    panic!("clients did not converge in 10 rounds");
+}
+
+/// What a fresh client sees after joining.
+async fn fresh_view(app: &TestApp, doc_id: Uuid) -> (String, StateVector) {
+    let mut fresh = Client::new(999_999);
+    fresh.connect(&app.state.collab, doc_id, true).await;
+    fresh.sync().await;
+    (fresh.text(), fresh.sv())
+}
+
+async fn wait_unloaded(collab: &Collab) {
+    // No event marks an unload to callers; poll the registry with a deadline.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while collab.loaded_rooms() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "room never unloaded");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn random_convergence(backend: Backend) {
+    let seeds: u64 = std::env::var("VELLUM_CONVERGENCE_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(match backend {
+            Backend::Sqlite => 12,
+            Backend::Postgres => 6,
+        });
+    let base: u64 = std::env::var("VELLUM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let mut app = app_with(backend, |c| c.collab.snapshot_every_updates = 25).await;
+    for i in 0..seeds {
+        let seed = base.wrapping_add(i);
+        println!(
+            "random_convergence({backend:?}) seed {seed} (rerun with VELLUM_SEED={seed} VELLUM_CONVERGENCE_SEEDS=1)"
+        );
+        let mut rng = StdRng::seed_from_u64(seed);
+        let doc_id = new_document(&app).await;
+        let mut clients: Vec<Client> = (0..rng.gen_range(2..6)).map(|i| Client::new(1000 + i)).collect();
+        for op in 0..300 {
+            let k = rng.gen_range(0..clients.len());
+            match rng.gen_range(0..100) {
+                0..=44 => clients[k].edit(&mut rng),
+                45..=59 => {
+                    let n = rng.gen_range(1..4);
+                    clients[k].flush(n).await
+                }
+                60..=79 => {
+                    let n = rng.gen_range(1..8);
+                    clients[k].pump(n).await
+                }
+                80..=87 => clients[k].disconnect(),
+                88..=95 => {
+                    if clients[k].conn.is_none() {
+                        clients[k].connect(&app.state.collab, doc_id, false).await;
+                    }
+                }
+                96..=97 => {
+                    clients.iter_mut().for_each(Client::disconnect);
+                    wait_unloaded(&app.state.collab).await;
+                }
+                _ => {
+                    clients.iter_mut().for_each(Client::disconnect);
+                    app.restart().await;
+                }
+            }
+            // A connection the room closed (e.g. too far behind) counts as a disconnect.
+            for c in clients.iter_mut() {
+                if c.conn
+                    .as_ref()
+                    .is_some_and(|conn| conn.outbound.is_closed() && conn.outbound.is_empty())
+                {
+                    c.disconnect();
+                }
+            }
+            let _ = op;
+        }
+        settle(&app, doc_id, &mut clients).await;
+        let expected = clients[0].text();
+        for (i, c) in clients.iter().enumerate() {
+            assert_eq!(c.text(), expected, "seed {seed}: client {i} diverged");
+        }
+        let (room_text, room_sv) = fresh_view(&app, doc_id).await;
+        assert_eq!(
+            (room_text.as_str(), &room_sv),
+            (expected.as_str(), &clients[0].sv()),
+            "seed {seed}: room"
+        );
+        // The database agrees: a restarted server loads the same document.
+        clients.iter_mut().for_each(Client::disconnect);
+        app.restart().await;
+        let (db_text, db_sv) = fresh_view(&app, doc_id).await;
+        assert_eq!(
+            (db_text.as_str(), &db_sv),
+            (expected.as_str(), &clients[0].sv()),
+            "seed {seed}: database"
+        );
+    }
+}
+
+async fn echo_comes_after_commit(backend: Backend) {
+    let app = app_with(backend, |_| {}).await;
+    let doc_id = new_document(&app).await;
+    let mut a = Client::new(1);
+    let mut b = Client::new(2);
+    a.connect(&app.state.collab, doc_id, false).await;
+    b.connect(&app.state.collab, doc_id, false).await;
+    a.sync().await;
+    b.sync().await;
+    for i in 0..20 {
+        let mut rng = StdRng::seed_from_u64(i);
+        a.edit(&mut rng);
+        let sent = a.outbox[0].clone();
+        a.flush(1).await;
+        // Wait for the echo of exactly this frame: the acknowledgement.
+        loop {
+            let frame = tokio::time::timeout(WAIT, a.conn.as_mut().unwrap().outbound.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            if frame == sent {
+                break;
+            }
+            a.handle(&frame).await;
+        }
+        // The moment it is acknowledged, the database holds everything `a` has.
+        let stored = app.state.store.load_document_state(doc_id).await.unwrap();
+        assert_eq!(
+            stored_text(&stored),
+            a.text(),
+            "acknowledged update {i} is in the database"
+        );
+    }
+    b.sync().await;
+    assert_eq!(b.text(), a.text(), "the other client received every update");
+}
+
+/// The text of a document rebuilt from what the database holds.
+fn stored_text(stored: &vellum::store::StoredState) -> String {
+    let doc = Doc::new();
+    let text = doc.get_or_insert_text("t");
+    let blobs = stored
+        .snapshot
+        .iter()
+        .map(|(s, _)| s)
+        .chain(stored.updates.iter().map(|(_, u)| u));
+    for blob in blobs {
+        doc.transact_mut()
+            .apply_update(Update::decode_v1(blob).unwrap())
+            .unwrap();
+    }
+    text.get_string(&doc.transact())
+}
+
+async fn compaction_keeps_content(backend: Backend) {
+    let app = app_with(backend, |c| c.collab.snapshot_every_updates = 10).await;
+    let doc_id = new_document(&app).await;
+    let mut a = Client::new(1);
+    a.connect(&app.state.collab, doc_id, false).await;
+    a.sync().await;
+    let mut rng = StdRng::seed_from_u64(7);
+    for _ in 0..45 {
+        a.edit(&mut rng);
+    }
+    a.sync().await;
+    // Snapshots are written in the background once what they cover is durable.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let stored = loop {
+        let stored = app.state.store.load_document_state(doc_id).await.unwrap();
+        if stored.snapshot.as_ref().is_some_and(|(_, seq)| *seq >= 40) {
+            break stored;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no snapshot was written");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let (snapshot, covered) = stored.snapshot.expect("a snapshot was written");
+    assert!(covered >= 40, "snapshot covers {covered}");
+    assert!(!snapshot.is_empty());
+    assert!(
+        stored.updates.len() < 10,
+        "covered updates were deleted: {} left",
+        stored.updates.len()
+    );
+    assert!(stored.updates.iter().all(|(seq, _)| *seq > covered));
+    a.disconnect();
+    wait_unloaded(&app.state.collab).await;
+    let stored = app.state.store.load_document_state(doc_id).await.unwrap();
+    assert!(
+        stored.updates.is_empty(),
+        "the final snapshot on unload covers everything"
+    );
+    assert_eq!(fresh_view(&app, doc_id).await.0, a.text());
+}
+
+/// Joins a raw connection and returns it after its first frame (the room's sync step 1).
+async fn raw_join(collab: &Collab, doc_id: Uuid, read_only: bool) -> Connection {
+    let peer = PeerInfo {
+        user_id: None,
+        display_name: "raw".into(),
+        read_only,
+    };
+    let mut conn = collab.join(doc_id, peer).await.expect("join");
+    tokio::time::timeout(WAIT, conn.outbound.recv()).await.unwrap().unwrap();
+    conn
+}
+
+async fn killed(conn: &Connection) -> (u16, String) {
+    tokio::time::timeout(WAIT, conn.kill.killed())
+        .await
+        .expect("the connection is closed")
+}
+
+async fn malformed_input_closes_only_that_socket(backend: Backend) {
+    let app = app_with(backend, |c| c.collab.max_pending_bytes = 1024).await;
+    let doc_id = new_document(&app).await;
+    let other_doc = new_document(&app).await;
+    let mut writer = Client::new(1);
+    writer.connect(&app.state.collab, doc_id, false).await;
+    let mut rng = StdRng::seed_from_u64(1);
+    writer.edit(&mut rng);
+    writer.sync().await;
+    let before = writer.text();
+
+    // A pending-struct bomb: many structs of a client whose first clock the server lacks.
+    let bomb = {
+        let d = Doc::with_client_id(77);
+        let t = d.get_or_insert_text("t");
+        t.insert(&mut d.transact_mut(), 0, "x");
+        let sv = d.transact().state_vector();
+        for i in 0..2000 {
+            t.insert(&mut d.transact_mut(), i, "y");
+        }
+        d.transact().encode_diff_v1(&sv)
+    };
+    let mut random = StdRng::seed_from_u64(99);
+    let mut cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("empty frame", vec![], close::INVALID),
+        (
+            "truncated update",
+            update_frame(&[1, 2, 3, 4, 5])[..4].to_vec(),
+            close::INVALID,
+        ),
+        (
+            "undecodable update",
+            update_frame(&[200, 200, 200, 1, 2]).to_vec(),
+            close::INVALID,
+        ),
+        ("unknown message type", vec![42, 1, 0], close::UNSUPPORTED),
+        (
+            "two messages in one frame",
+            [update_frame(&[0, 0]).to_vec(), update_frame(&[0, 0]).to_vec()].concat(),
+            close::INVALID,
+        ),
+        ("pending-struct bomb", update_frame(&bomb).to_vec(), close::POLICY),
+    ];
+    for i in 0..20 {
+        let len = random.gen_range(1..64);
+        let mut bytes: Vec<u8> = (0..len).map(|_| random.r#gen()).collect();
+        bytes[0] = 0; // a sync message with random content
+        if i % 2 == 0 {
+            bytes[1] = 2;
+        }
+        cases.push(("random sync frame", bytes, 0));
+    }
+    for (what, frame, want) in cases {
+        let conn = raw_join(&app.state.collab, doc_id, false).await;
+        conn.input.receive(Bytes::from(frame.clone())).await;
+        if want != 0 {
+            let (code, reason) = killed(&conn).await;
+            assert_eq!(code, want, "{what}: {reason}");
+            assert!(!reason.is_empty(), "{what}: a reason is given");
+        }
+        // The other client in the room and another room keep working. (A random frame
+        // could, rarely, decode into an update the room must reload for; then reconnect.)
+        if want == 0 && writer.conn.as_ref().is_some_and(|c| c.kill.is_killed()) {
+            writer.disconnect();
+            writer.connect(&app.state.collab, doc_id, false).await;
+        }
+        assert!(
+            !writer.conn.as_ref().unwrap().kill.is_killed(),
+            "{what}: the other client stays connected"
+        );
+        let mut rng = StdRng::seed_from_u64(frame.len() as u64);
+        writer.edit(&mut rng);
+        writer.sync().await;
+        let mut elsewhere = Client::new(5);
+        elsewhere.connect(&app.state.collab, other_doc, false).await;
+        elsewhere.edit(&mut rng);
+        elsewhere.sync().await;
+        assert!(writer.conn.is_some());
+    }
+    assert_ne!(writer.text(), before);
+    // Nothing bad was stored: a restarted server loads exactly what the writer has.
+    writer.disconnect();
+    let mut app = app;
+    app.restart().await;
+    assert_eq!(fresh_view(&app, doc_id).await.0, writer.text());
+}
+
+async fn panic_reloads_only_that_room(backend: Backend) {
+    let app = app_with(backend, |_| {}).await;
+    let (doc_a, doc_b) = (new_document(&app).await, new_document(&app).await);
+    let mut a1 = Client::new(1);
+    let mut a2 = Client::new(2);
+    let mut b = Client::new(3);
+    a1.connect(&app.state.collab, doc_a, false).await;
+    a2.connect(&app.state.collab, doc_a, false).await;
+    b.connect(&app.state.collab, doc_b, false).await;
+    let mut rng = StdRng::seed_from_u64(3);
+    a1.edit(&mut rng);
+    a1.sync().await;
+    a2.sync().await;
+    b.edit(&mut rng);
+    b.sync().await;
+    let durable = a1.text();
+
+    app.state.collab.inject_apply_panic(doc_a);
+    a1.edit(&mut rng);
+    a1.flush(1).await;
+    let (code, _) = killed(a1.conn.as_ref().unwrap()).await;
+    assert_eq!(code, close::INTERNAL);
+    assert_eq!(
+        killed(a2.conn.as_ref().unwrap()).await.0,
+        close::INTERNAL,
+        "the whole room is closed"
+    );
+    // The other room is untouched.
+    b.edit(&mut rng);
+    b.sync().await;
+    assert!(!b.conn.as_ref().unwrap().kill.is_killed());
+    // Reconnecting reloads the room from the database; the unsaved edit is resent by its author.
+    assert_eq!(fresh_view(&app, doc_a).await.0, durable);
+    a1.disconnect();
+    a2.disconnect();
+    let mut clients = vec![a1, a2];
+    settle(&app, doc_a, &mut clients).await;
+    assert_eq!(clients[0].text(), clients[1].text());
+    assert_ne!(
+        clients[0].text(),
+        durable,
+        "the edit that hit the panic was resent and kept"
+    );
+}
+
+async fn viewers_cannot_write(backend: Backend) {
+    let app = app_with(backend, |_| {}).await;
+    let doc_id = new_document(&app).await;
+    let mut editor = Client::new(1);
+    editor.connect(&app.state.collab, doc_id, false).await;
+    let mut viewer = Client::new(2);
+    let conn = raw_join(&app.state.collab, doc_id, true).await;
+    viewer.conn = Some(conn);
+    let mut rng = StdRng::seed_from_u64(5);
+    viewer
+        .doc
+        .get_or_insert_text("t")
+        .insert(&mut viewer.doc.transact_mut(), 0, "VIEWER");
+    let update = viewer.doc.transact().encode_state_as_update_v1(&StateVector::default());
+    viewer.conn.as_ref().unwrap().input.receive(update_frame(&update)).await;
+    editor.edit(&mut rng);
+    editor.sync().await;
+    viewer.sync().await;
+    assert!(
+        !editor.text().contains("VIEWER"),
+        "the viewer's edit never reaches others"
+    );
+    assert!(
+        viewer.text().contains(&editor.text()),
+        "the viewer still receives everything"
+    );
+    let stored = app.state.store.load_document_state(doc_id).await.unwrap();
+    assert!(!stored_text(&stored).contains("VIEWER"), "nor the database");
+}
+
+async fn limits_close_with_reasons(backend: Backend) {
+    let app = app_with(backend, |c| {
+        c.collab.max_document_bytes = 2000;
+        c.collab.max_connections_per_document = 3;
+        c.collab.outbound_queue = 4;
+    })
+    .await;
+    let doc_id = new_document(&app).await;
+    // Document size.
+    let mut big = Client::new(1);
+    big.connect(&app.state.collab, doc_id, false).await;
+    big.doc
+        .get_or_insert_text("t")
+        .insert(&mut big.doc.transact_mut(), 0, &"z".repeat(3000));
+    let update = big.doc.transact().encode_state_as_update_v1(&StateVector::default());
+    big.conn.as_ref().unwrap().input.receive(update_frame(&update)).await;
+    assert_eq!(killed(big.conn.as_ref().unwrap()).await.0, close::TOO_BIG);
+    drop(big);
+    // A slow consumer: never reads, while another client's updates pile up for it.
+    let slow = raw_join(&app.state.collab, doc_id, false).await;
+    let mut fast = Client::new(2);
+    fast.connect(&app.state.collab, doc_id, false).await;
+    let mut rng = StdRng::seed_from_u64(9);
+    for _ in 0..20 {
+        fast.edit(&mut rng);
+        fast.sync().await;
+    }
+    assert_eq!(killed(&slow).await.0, close::TRY_AGAIN);
+    // Connections per document (the fast client and two more fill it).
+    let _two = raw_join(&app.state.collab, doc_id, false).await;
+    let _three = raw_join(&app.state.collab, doc_id, false).await;
+    let peer = PeerInfo {
+        user_id: None,
+        display_name: "x".into(),
+        read_only: false,
+    };
+    let refused = app.state.collab.join(doc_id, peer).await;
+    assert!(matches!(refused, Err(e) if e.close().0 == close::TRY_AGAIN));
+}
+
+async fn presence_lists_connections(backend: Backend) {
+    let app = app_with(backend, |_| {}).await;
+    let (ann, ann_id) = app.register("ann@example.com", "Ann").await;
+    let (bob, _) = app.register("bob@example.com", "Bob").await;
+    let doc = app.create_doc(&ann, "Together").await;
+    let doc_id: Uuid = doc["id"].as_str().unwrap().parse().unwrap();
+    let peer = PeerInfo {
+        user_id: Some(ann_id.parse().unwrap()),
+        display_name: "Ann".into(),
+        read_only: false,
+    };
+    let mut conn = app.state.collab.join(doc_id, peer).await.unwrap();
+    let state = r##"{"user":{"name":"Ann B.","color":"#ff0000"},"cursor":{"anchor":1,"head":4}}"##;
+    let mut clients = std::collections::HashMap::new();
+    clients.insert(
+        yrs::block::ClientID::new(4242),
+        yrs::sync::awareness::AwarenessUpdateEntry {
+            clock: 1,
+            json: state.into(),
+        },
+    );
+    let frame = encode(Message::Awareness(yrs::sync::awareness::AwarenessUpdate { clients }));
+    conn.input.receive(frame.clone()).await;
+    // Relayed to everyone, the sender included (the renewal that keeps idle clients alive).
+    loop {
+        let f = tokio::time::timeout(WAIT, conn.outbound.recv()).await.unwrap().unwrap();
+        if f == frame {
+            break;
+        }
+    }
+    let q = "query($d: ID!) { presence(documentId: $d) { userId displayName readOnly clientId name color cursor } }";
+    let v = app.gql(Some(&ann), q, serde_json::json!({ "d": doc_id })).await;
+    assert_eq!(
+        v["data"]["presence"],
+        serde_json::json!([{ "userId": ann_id, "displayName": "Ann", "readOnly": false, "clientId": "4242",
+            "name": "Ann B.", "color": "#ff0000", "cursor": { "anchor": 1, "head": 4 } }]),
+        "{v}"
+    );
+    let v = app.gql(Some(&bob), q, serde_json::json!({ "d": doc_id })).await;
+    assert_eq!(common::gql_code(&v), Some("NOT_FOUND"), "no access, no presence: {v}");
+    drop(conn);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let v = app.gql(Some(&ann), q, serde_json::json!({ "d": doc_id })).await;
+        if v["data"]["presence"] == serde_json::json!([]) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "presence clears when the socket closes: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Inputs the fuzz target found (fuzz/regressions/frame): neither may kill the room task,
+/// nor lead to a snapshot that loses content.
+async fn fuzz_regressions_keep_content(backend: Backend) {
+    let mut app = app_with(backend, |c| c.collab.snapshot_every_updates = 3).await;
+    let doc_id = new_document(&app).await;
+    let mut writer = Client::new(1);
+    writer.connect(&app.state.collab, doc_id, false).await;
+    let mut rng = StdRng::seed_from_u64(11);
+    writer.edit(&mut rng);
+    writer.sync().await;
+    let frames: [&[u8]; 2] = [
+        include_bytes!("../fuzz/regressions/frame/pending-state-encode-panic"),
+        include_bytes!("../fuzz/regressions/frame/update-client-id-debug-assert"),
+    ];
+    for (i, frame) in frames.into_iter().enumerate() {
+        for read_only in [false, true] {
+            let conn = raw_join(&app.state.collab, doc_id, read_only).await;
+            conn.input.receive(Bytes::copy_from_slice(frame)).await;
+            if writer.conn.as_ref().is_some_and(|c| c.kill.is_killed()) {
+                writer.disconnect(); // the room reloaded; reconnecting resyncs
+                writer.connect(&app.state.collab, doc_id, false).await;
+            }
+            for _ in 0..4 {
+                writer.edit(&mut rng);
+            }
+            writer.sync().await;
+            assert_eq!(
+                fresh_view(&app, doc_id).await.0,
+                writer.text(),
+                "frame {i}, read_only {read_only}"
+            );
+        }
+    }
+    writer.disconnect();
+    wait_unloaded(&app.state.collab).await;
+    app.restart().await;
+    assert_eq!(
+        fresh_view(&app, doc_id).await.0,
+        writer.text(),
+        "the database kept everything"
+    );
+}
+
+both_backends!(
+    fuzz_regressions_keep_content,
+    presence_lists_connections,
+    random_convergence,
+    echo_comes_after_commit,
+    compaction_keeps_content,
+    malformed_input_closes_only_that_socket,
+    panic_reloads_only_that_room,
+    viewers_cannot_write,
+    limits_close_with_reasons,
+);

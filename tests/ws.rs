@@ -1,0 +1,74 @@
+//! `/ws/doc/{id}` over a real socket: refusals before the upgrade, and frames the
+//! socket layer itself must refuse (text frames, oversized messages) with a close code.
+
+mod common;
+
+use common::{Backend, TestApp};
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+async fn serve(app: &TestApp) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = app.state.clone();
+    tokio::spawn(vellum::app::serve(listener, state, std::future::pending()));
+    format!("ws://{addr}")
+}
+
+async fn close_code(url: &str, send: Message) -> (u16, String) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("upgrade");
+    ws.send(send).await.ok();
+    while let Some(msg) = ws.next().await {
+        match msg {
+            Ok(Message::Close(Some(f))) => return (u16::from(f.code), f.reason.to_string()),
+            Ok(Message::Close(None)) => return (1005, String::new()),
+            Ok(_) => {}
+            Err(e) => panic!("socket error before a close frame: {e}"),
+        }
+    }
+    panic!("socket ended without a close frame");
+}
+
+async fn socket_limits_and_refusals(backend: Backend) {
+    let app = TestApp::with_config(backend, |c| c.collab.max_message_bytes = 64 * 1024).await;
+    let base = serve(&app).await;
+    let (owner, _) = app.register("owner@example.com", "Owner").await;
+    let (stranger, _) = app.register("stranger@example.com", "Stranger").await;
+    let doc = app.create_doc(&owner, "Sock").await;
+    let id = doc["id"].as_str().unwrap();
+    let url = |token: &str| format!("{base}/ws/doc/{id}?token={token}");
+
+    for (token, status) in [("", 401), ("garbage", 401), (stranger.as_str(), 403)] {
+        let err = tokio_tungstenite::connect_async(url(token)).await.expect_err("refused");
+        match err {
+            tokio_tungstenite::tungstenite::Error::Http(resp) => {
+                assert_eq!(resp.status().as_u16(), status, "token {token:?}")
+            }
+            e => panic!("expected an HTTP refusal, got {e}"),
+        }
+    }
+    let missing = format!("{base}/ws/doc/{}?token={owner}", uuid::Uuid::now_v7());
+    assert!(
+        tokio_tungstenite::connect_async(missing).await.is_err(),
+        "unknown document"
+    );
+
+    let (code, reason) = close_code(&url(&owner), Message::text("hello")).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (u16::from(CloseCode::Unsupported), "binary frames only")
+    );
+    let big = vec![0u8; 100 * 1024];
+    let (code, reason) = close_code(&url(&owner), Message::binary(big)).await;
+    assert_eq!(code, u16::from(CloseCode::Size), "{reason}");
+    let (code, reason) = close_code(&url(&owner), Message::binary(vec![7u8, 1, 2])).await;
+    assert_eq!(code, u16::from(CloseCode::Unsupported), "{reason}");
+
+    // The server is still fine: a well-behaved client syncs.
+    let (mut ws, _) = tokio_tungstenite::connect_async(url(&owner)).await.unwrap();
+    let first = ws.next().await.unwrap().unwrap();
+    assert_eq!(&first.into_data()[..2], &[0, 0], "the server opens with sync step 1");
+}
+
+both_backends!(socket_limits_and_refusals);
