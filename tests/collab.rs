@@ -383,19 +383,21 @@ async fn compaction_keeps_content(backend: Backend) {
     let deadline = tokio::time::Instant::now() + WAIT;
     let stored = loop {
         let stored = app.state.store.load_document_state(doc_id).await.unwrap();
-        if stored.snapshot.as_ref().is_some_and(|(_, seq)| *seq >= 40) {
+        if stored.snapshot.is_some() {
             break stored;
         }
         assert!(tokio::time::Instant::now() < deadline, "no snapshot was written");
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    let (snapshot, covered) = stored.snapshot.expect("a snapshot was written");
-    assert!(covered >= 40, "snapshot covers {covered}");
-    assert!(!snapshot.is_empty());
-    assert!(
-        stored.updates.len() < 10,
-        "covered updates were deleted: {} left",
-        stored.updates.len()
+    // One snapshot at a time: under load a later one may be skipped until the next
+    // update or the final snapshot, so only "at least the first one" is certain here.
+    let (snapshot, covered) = stored.snapshot.clone().expect("a snapshot was written");
+    assert!(covered >= 10, "snapshot covers {covered}");
+    assert!(snapshot.len() >= 2);
+    assert_eq!(
+        stored.updates.len() as i64,
+        stored.last_seq() - covered,
+        "exactly the covered updates were deleted"
     );
     assert!(stored.updates.iter().all(|(seq, _)| *seq > covered));
     a.disconnect();
