@@ -388,8 +388,23 @@ impl Extra {
 }
 
 /// Counts the echoes of `expected` on `outbound`, in order, checking each is
-/// byte-identical to the frame sent, and frees one window slot per echo.
+/// byte-identical to the frame sent, and frees one window slot per echo. On failure it
+/// closes the window, so the sender stops too.
 async fn collect_echoes(
+    outbound: mpsc::Receiver<Bytes>,
+    kill: Arc<Kill>,
+    expected: Arc<Vec<Bytes>>,
+    sent_at: mpsc::UnboundedReceiver<Instant>,
+    window: Arc<Semaphore>,
+) -> Result<(Instant, Vec<u64>, usize, Extra), String> {
+    let result = count_echoes(outbound, kill, expected, sent_at, window.clone()).await;
+    if result.is_err() {
+        window.close();
+    }
+    result
+}
+
+async fn count_echoes(
     mut outbound: mpsc::Receiver<Bytes>,
     kill: Arc<Kill>,
     expected: Arc<Vec<Bytes>>,
@@ -454,7 +469,10 @@ async fn push_through_room(env: &Env, frames: &Arc<Vec<Bytes>>, window: usize) -
     let start = Instant::now();
     for frame in frames.iter() {
         tokio::select! {
-            permit = slots.acquire() => permit.expect("never closed").forget(),
+            permit = slots.acquire() => match permit {
+                Ok(permit) => permit.forget(),
+                Err(_) => break, // the echo counter gave up
+            },
             _ = conn.kill.killed() => break,
         }
         let _ = times_tx.send(Instant::now());

@@ -32,15 +32,22 @@ pub struct BusMessage {
 
 pub trait Bus: Send + Sync + 'static {
     fn publish(&self, msg: BusMessage);
-    /// Messages for one document from now on. A receiver that lags gets
-    /// `RecvError::Lagged` and must catch up from the database.
+    /// Every message for one document from now on, this node's included (for
+    /// subscriptions). A receiver that lags gets `RecvError::Lagged`.
     fn subscribe(&self, document_id: Uuid) -> broadcast::Receiver<BusMessage>;
+    /// Only other nodes' messages for one document: what a room must apply. A room
+    /// that lags catches up from the database.
+    fn subscribe_remote(&self, document_id: Uuid) -> broadcast::Receiver<BusMessage>;
 }
 
 /// Per-document broadcast channels inside one process.
 pub struct InProcessBus {
     channels: Mutex<HashMap<Uuid, broadcast::Sender<BusMessage>>>,
     capacity: usize,
+    /// There are no other nodes: remote subscribers get a channel nothing is sent on.
+    /// (Rooms used to read their own messages and, falling behind under load, reloaded
+    /// from the database over and over.)
+    no_remote: broadcast::Sender<BusMessage>,
 }
 
 impl InProcessBus {
@@ -48,6 +55,7 @@ impl InProcessBus {
         Self {
             channels: Mutex::new(HashMap::new()),
             capacity,
+            no_remote: broadcast::channel(1).0,
         }
     }
 }
@@ -69,5 +77,9 @@ impl Bus for InProcessBus {
             .entry(document_id)
             .or_insert_with(|| broadcast::channel(self.capacity).0)
             .subscribe()
+    }
+
+    fn subscribe_remote(&self, _document_id: Uuid) -> broadcast::Receiver<BusMessage> {
+        self.no_remote.subscribe()
     }
 }

@@ -145,7 +145,7 @@ struct Room {
 
 async fn run(collab: Collab, id: Uuid, generation: u64, mut rx: mpsc::Receiver<Cmd>) {
     // Subscribe before loading, so nothing published meanwhile is missed.
-    let mut bus_rx = collab.bus().subscribe(id);
+    let mut bus_rx = collab.bus().subscribe_remote(id);
     let loaded = load(&collab, id).await;
     let (doc, last_seq, size) = match loaded {
         Ok(l) => l,
@@ -629,7 +629,7 @@ impl Room {
                 self.catch_up().await;
             }
             Err(broadcast::error::RecvError::Closed) => {
-                *bus_rx = self.collab.bus().subscribe(self.id);
+                *bus_rx = self.collab.bus().subscribe_remote(self.id);
                 self.catch_up().await;
             }
         }
@@ -787,7 +787,10 @@ impl Room {
 
 /// [`apply`] with its outcome as a result, for [`super::apply_frame`].
 pub(super) fn apply_checked(doc: &Doc, data: &[u8], max_pending: usize) -> Result<(), String> {
-    match apply(doc, data, false, max_pending) {
+    // As in a room: a panic inside yrs is contained (the room then reloads).
+    let applied = catch_unwind(AssertUnwindSafe(|| apply(doc, data, false, max_pending)))
+        .map_err(|_| "panic while applying (a room reloads from the database)".to_string())?;
+    match applied {
         Applied::Ok | Applied::Empty => Ok(()),
         Applied::Invalid(e) | Applied::Failed(e) => Err(e),
         Applied::PendingOverflow(n) | Applied::PendingRefused(n) => Err(format!("{n} bytes of pending structs")),
