@@ -278,10 +278,10 @@ fn apply(doc: &Doc, data: &[u8], inject_panic: bool, max_pending: usize) -> Appl
         return Applied::PendingOverflow(pending);
     }
     // Encoding merges pending structs into the output, and yrs panics on some pending
-    // states it accepted (found by fuzzing). Try it now, under the caller's
-    // `catch_unwind`, so such an update is never stored and snapshots and sync replies
-    // can always be encoded.
-    let _ = txn.encode_diff_v1(&txn.state_vector());
+    // states it accepted (found by fuzzing). Encode the whole state now, as a snapshot
+    // would, under the caller's `catch_unwind`: such an update is never stored, and the
+    // room reloads. Costs a full encode, but only while structs are pending (rare).
+    let _ = txn.encode_state_as_update_v1(&StateVector::default());
     Applied::Ok
 }
 
