@@ -154,6 +154,11 @@ impl Client {
     /// Sends a sync step 1 and handles everything until its answer: afterwards this
     /// client has everything the room had made durable when it answered.
     async fn sync(&mut self) {
+        assert!(self.try_sync().await, "the room keeps the connection");
+    }
+
+    /// [`Client::sync`], but false if the room closed the connection meanwhile.
+    async fn try_sync(&mut self) -> bool {
         self.flush(usize::MAX).await;
         let step1 = encode(Message::Sync(SyncMessage::SyncStep1(self.sv())));
         self.conn.as_ref().expect("connected").input.receive(step1).await;
@@ -161,10 +166,13 @@ impl Client {
         while self.awaiting_step2 > 0 {
             let frame = tokio::time::timeout(WAIT, self.conn.as_mut().unwrap().outbound.recv())
                 .await
-                .expect("the room answers")
-                .expect("the room keeps the connection");
-            self.handle(&frame).await;
+                .expect("the room answers");
+            match frame {
+                Some(frame) => self.handle(&frame).await,
+                None => return false,
+            };
         }
+        true
     }
 }
 
@@ -707,16 +715,36 @@ async fn fuzz_regressions_keep_content(backend: Backend) {
     ];
     for (i, frame) in frames.into_iter().enumerate() {
         for read_only in [false, true] {
-            let conn = raw_join(&app.state.collab, doc_id, read_only).await;
+            let mut conn = raw_join(&app.state.collab, doc_id, read_only).await;
             conn.input.receive(Bytes::copy_from_slice(frame)).await;
-            if writer.conn.as_ref().is_some_and(|c| c.kill.is_killed()) {
-                writer.disconnect(); // the room reloaded; reconnecting resyncs
-                writer.connect(&app.state.collab, doc_id, false).await;
+            // Wait until the room has dealt with the frame: it answers a sync step 1 sent
+            // after it, or closes this connection (and perhaps reloads).
+            conn.input
+                .receive(encode(Message::Sync(SyncMessage::SyncStep1(StateVector::default()))))
+                .await;
+            loop {
+                let next = tokio::select! {
+                    f = conn.outbound.recv() => f,
+                    _ = conn.kill.killed() => None,
+                };
+                match next {
+                    Some(f) if f.get(..2) == Some(&[0, 1]) => break,
+                    Some(_) => {}
+                    None => break,
+                }
             }
             for _ in 0..4 {
                 writer.edit(&mut rng);
             }
-            writer.sync().await;
+            // The room may reload (closing every socket) now or on the writer's next edit;
+            // reconnecting resyncs, and nothing is lost.
+            let mut tries = 0;
+            while writer.conn.as_ref().is_some_and(|c| c.kill.is_killed()) || !writer.try_sync().await {
+                tries += 1;
+                assert!(tries < 5, "frame {i}: the room keeps reloading");
+                writer.disconnect();
+                writer.connect(&app.state.collab, doc_id, false).await;
+            }
             assert_eq!(
                 fresh_view(&app, doc_id).await.0,
                 writer.text(),

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+use yrs::{Doc, ReadTxn, StateVector, Transact, Update, WriteTxn};
 
 use super::protocol::{self, Incoming, close};
 use super::writer::WriteResult;
@@ -215,6 +215,12 @@ async fn load(collab: &Collab, id: Uuid) -> anyhow::Result<(Doc, i64, usize)> {
                         Update::decode_v1(bytes).map_err(|e| anyhow::anyhow!("stored update does not decode: {e}"))?;
                     txn.apply_update(update)
                         .map_err(|e| anyhow::anyhow!("stored update does not apply: {e}"))?;
+                }
+                // Structs still waiting for predecessors are not content. Drop them: a
+                // client that has them sends them again in its sync step 2, and a crafted
+                // pending state (on which yrs panics when encoding) cannot outlive a reload.
+                if txn.has_missing_updates() {
+                    let _ = txn.prune_pending();
                 }
             }
             Ok(doc)
