@@ -70,8 +70,4 @@ impl JwtKeys {
             }
         }
     }
-
-    pub fn ttl_secs(&self) -> i64 {
-        self.ttl_secs
-    }
 }

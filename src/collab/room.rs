@@ -5,14 +5,13 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Future;
 use futures::stream::{FuturesOrdered, StreamExt};
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use uuid::Uuid;
 use yrs::updates::decoder::Decode;
@@ -138,7 +137,9 @@ struct Room {
     /// Approximate stored size: last snapshot plus updates since.
     size: usize,
     since_snapshot: (u64, u64),
-    snapshotting: Arc<AtomicBool>,
+    /// One snapshot write at a time: the periodic task holds the permit while it writes,
+    /// and the final snapshot waits for it.
+    snapshot_permit: Arc<Semaphore>,
     inflight: FuturesOrdered<DurableFuture>,
     unload_at: Option<Instant>,
 }
@@ -170,7 +171,7 @@ async fn run(collab: Collab, id: Uuid, generation: u64, mut rx: mpsc::Receiver<C
         durable_seq: watch::Sender::new(last_seq),
         size,
         since_snapshot: (0, 0),
-        snapshotting: Arc::new(AtomicBool::new(false)),
+        snapshot_permit: Arc::new(Semaphore::new(1)),
         inflight: FuturesOrdered::new(),
         unload_at: Some(Instant::now() + Duration::from_millis(collab_grace)),
     };
@@ -517,17 +518,19 @@ impl Room {
         let cfg = self.collab.config();
         let due =
             self.since_snapshot.0 >= cfg.snapshot_every_updates || self.since_snapshot.1 >= cfg.snapshot_every_bytes;
-        if !due || self.snapshotting.swap(true, Ordering::AcqRel) {
+        if !due {
             return;
         }
+        let Ok(permit) = self.snapshot_permit.clone().try_acquire_owned() else {
+            return; // one is being written; the next update or the final snapshot follows up
+        };
         let Some((state, covers)) = self.encode_state().await else {
-            self.snapshotting.store(false, Ordering::Release);
             return;
         };
         self.since_snapshot = (0, 0);
         self.size = state.len();
         let mut durable = self.durable_seq.subscribe();
-        let (store, id, flag) = (self.collab.shared.store.clone(), self.id, self.snapshotting.clone());
+        let (store, id) = (self.collab.shared.store.clone(), self.id);
         tokio::spawn(async move {
             // Written only once everything it covers is durable; abandoned if the room fails.
             if durable.wait_for(|d| *d >= covers).await.is_ok()
@@ -535,7 +538,7 @@ impl Room {
             {
                 tracing::warn!(document = %id, error = ?e, "snapshot failed; the update log still has everything");
             }
-            flag.store(false, Ordering::Release);
+            drop(permit);
         });
     }
 
@@ -564,9 +567,9 @@ impl Room {
         if self.since_snapshot.0 == 0 || !self.inflight.is_empty() {
             return;
         }
-        while self.snapshotting.load(Ordering::Acquire) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let Ok(_permit) = self.snapshot_permit.acquire().await else {
+            return;
+        };
         let Some((state, covers)) = self.encode_state().await else {
             return;
         };
