@@ -13,4 +13,5 @@ pub mod rest;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod ui;
 pub mod ws;
