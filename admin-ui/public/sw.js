@@ -13,7 +13,7 @@ async function cacheShell () {
   const html = await res.clone().text()
   await cache.put('/', res)
   const assets = [...html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1])
-  await cache.addAll(assets)
+  await cache.addAll([...assets, '/favicon.svg'])
   // drop assets of older builds
   for (const req of await cache.keys()) {
     const path = new URL(req.url).pathname
@@ -54,7 +54,7 @@ self.addEventListener('fetch', (event) => {
     })())
     return
   }
-  if (url.pathname.startsWith('/assets/')) {
+  if (url.pathname.startsWith('/assets/') || url.pathname === '/favicon.svg') {
     event.respondWith((async () => {
       const cached = await caches.match(req)
       if (cached) return cached

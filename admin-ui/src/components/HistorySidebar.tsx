@@ -4,6 +4,7 @@ import { errorText } from '../lib/errors'
 import { subscribe } from '../lib/graphql'
 import { relativeTime } from '../lib/docList'
 import { DiffView } from './DiffView'
+import { useOnline } from '../lib/online'
 import { Modal } from './Modal'
 
 interface Props {
@@ -29,9 +30,10 @@ export function HistorySidebar ({ docId, canEdit, available, saveRequest, onClos
   const [confirm, setConfirm] = useState<api.Version | null>(null)
   const [notice, setNotice] = useState('')
   const labelRef = useRef<HTMLInputElement>(null)
+  const online = useOnline()
 
   const reload = useCallback(async () => {
-    if (!available) return
+    if (!available || !navigator.onLine) return
     try {
       setVersions(await api.listVersions(docId))
       setError('')
@@ -43,9 +45,9 @@ export function HistorySidebar ({ docId, canEdit, available, saveRequest, onClos
   useEffect(() => { void reload() }, [reload])
 
   useEffect(() => {
-    if (!available) return
+    if (!available || !online) return
     return subscribe('subscription($d: ID!) { versionCreated(documentId: $d) { id } }', { d: docId }, () => { void reload() })
-  }, [docId, available, reload])
+  }, [docId, available, reload, online])
 
   useEffect(() => {
     if (saveRequest > 0) labelRef.current?.focus()

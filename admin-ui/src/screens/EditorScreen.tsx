@@ -6,6 +6,7 @@ import { conflictFields, currentFromConflict, resolveConflict, type Choice, type
 import { subscribe } from '../lib/graphql'
 import { colorFor } from '../lib/presence'
 import { navigate } from '../lib/router'
+import { useOnline } from '../lib/online'
 import { actionFor, displayKeys, isMac } from '../lib/shortcuts'
 import { RichEditor } from '../components/RichEditor'
 import { PresenceBar } from '../components/PresenceBar'
@@ -42,6 +43,7 @@ export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
   const draftRef = useRef<string | null>(null)
   draftRef.current = titleDraft
   const mac = isMac()
+  const online = useOnline()
 
   const setMeta = useCallback((d: api.DocMeta) => {
     setMetaState(d)
@@ -87,18 +89,18 @@ export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
 
   // Without `myAccess` (older servers), ask presence whether our connection is read-only.
   useEffect(() => {
-    if (!session || !caps || caps.myAccess || knownReadOnly || !facts?.synced) return
+    if (!session || !caps || caps.myAccess || knownReadOnly || !facts?.synced || !online) return
     let stale = false
     api.presence(id).then((entries) => {
       const mine = entries.find((e) => e.clientId === String(session.doc.clientID))
       if (!stale && mine?.readOnly) setPresenceReadOnly(true)
     }).catch(() => {})
     return () => { stale = true }
-  }, [session, caps, knownReadOnly, facts?.synced, id])
+  }, [session, caps, knownReadOnly, facts?.synced, id, online])
 
   // metadata changed by someone else: adopt it unless we are in the middle of an edit
   useEffect(() => {
-    if (!caps?.publish) return
+    if (!caps?.publish || !online) return
     return subscribe<{ documentChanged: { kind: string, document: api.DocMeta | null } }>(
       'subscription($id: ID!) { documentChanged(id: $id) { kind document { id title slug status lockVersion updatedAt createdAt publishedVersionId } } }',
       { id },
@@ -114,7 +116,7 @@ export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
         })
       }
     )
-  }, [id, caps?.publish])
+  }, [id, caps?.publish, online])
 
   const saveMeta = useCallback(async (edit: MetaEdit, base: api.DocMeta) => {
     setMetaError('')
