@@ -22,7 +22,12 @@ async fn get(app: &TestApp, path: &str, if_none_match: Option<&str>) -> Got {
     if let Some(tag) = if_none_match {
         req = req.header(header::IF_NONE_MATCH, tag);
     }
-    let res = app.router.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let res = app
+        .router
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let header = |name| {
         res.headers()
             .get(name)
@@ -101,7 +106,11 @@ async fn api_paths_keep_json_404s() {
     for path in ["/api/nope", "/api", "/ws/nope", "/graphql/nope"] {
         let got = get(&app, path, None).await;
         assert_eq!(got.status, StatusCode::NOT_FOUND, "{path}");
-        assert!(got.content_type.starts_with("application/json"), "{path}: {}", got.content_type);
+        assert!(
+            got.content_type.starts_with("application/json"),
+            "{path}: {}",
+            got.content_type
+        );
         let v: serde_json::Value = serde_json::from_str(&got.body).expect("json");
         assert_eq!(v["error"]["code"], "NOT_FOUND", "{path}");
     }

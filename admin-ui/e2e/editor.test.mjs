@@ -71,7 +71,7 @@ async function typeAtEnd (p, text, { newParagraph = false } = {}) {
 
 describe('admin UI', () => {
   test('two people type in different paragraphs and see each other’s text, carets and names', async () => {
-    const { ada, bob } = await adaAndBob()
+    const { ada, bob, docId } = await adaAndBob()
     await typeAtEnd(ada, 'Ada writes the first paragraph.')
     await bob.waitForText('Ada writes the first paragraph.')
     await typeAtEnd(bob, 'Bob adds a second one.', { newParagraph: true })
@@ -88,7 +88,21 @@ describe('admin UI', () => {
     await ada.waitForSync('synced')
     await bob.waitForSync('synced')
     assert.equal(await ada.text(), await bob.text())
-    await screenshot(ada.page, 'editor-two-carets.png')
+
+    // a third person watching sees both carets (and Ada's selection)
+    const carol = await person('Carol Viewer')
+    await carol.signUp()
+    await ada.gql('mutation($d: ID!, $e: String!) { grantAccess(documentId: $d, userEmail: $e, role: VIEWER) }', { d: docId, e: carol.email })
+    await ada.editor().locator('p').first().click()
+    await ada.page.keyboard.press('Home')
+    await ada.page.keyboard.press('Control+Shift+ArrowRight')
+    await ada.page.keyboard.press('Control+Shift+ArrowRight')
+    await carol.goto(`/documents/${docId}`)
+    await carol.waitForText('Bob adds a second one.')
+    await carol.page.locator('.collaboration-carets__label', { hasText: ada.name }).waitFor()
+    await carol.page.locator('.collaboration-carets__label', { hasText: bob.name }).waitFor()
+    await carol.page.locator('.presence li[data-name="Carol Viewer"]').waitFor()
+    await screenshot(carol.page, 'editor-two-carets.png')
 
     // sign out returns to the sign-in screen
     await ada.page.getByRole('button', { name: ada.name }).click()

@@ -17,6 +17,14 @@ const PASSWORD = 'correct horse battery staple'
 export async function startServer () {
   const server = new TestServer({ name: 'vellum-ui' })
   await server.start()
+  // A binary built from another checkout (a shared CARGO_TARGET_DIR) would not serve this UI.
+  const res = await fetch(`${server.httpUrl}/documents/check`)
+  const html = await res.text()
+  if (!res.ok || !html.includes('<div id="root">') || !/\/assets\/index-[^"]+\.js/.test(html)) {
+    await server.dispose()
+    throw new Error(`the vellum binary does not serve the built admin UI at /documents/… (HTTP ${res.status}); ` +
+      'run `npm run build` in admin-ui/ and `cargo build --bin vellum`, or set VELLUM_BIN to a binary built from this checkout')
+  }
   return server
 }
 
