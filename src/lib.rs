@@ -6,6 +6,7 @@ pub mod bus;
 pub mod cli;
 pub mod collab;
 pub mod config;
+pub mod content;
 pub mod documents;
 pub mod error;
 pub mod graphql;

@@ -1,0 +1,195 @@
+//! Document bodies. A body lives in the Yjs document as the `XmlFragment` named
+//! `default` (what TipTap's Collaboration extension edits); this module converts it to
+//! and from ProseMirror JSON, and from that to HTML, Markdown and plain text.
+//!
+//! Invariants:
+//! - ProseMirror JSON is the hub: every format converts through it, and everything a
+//!   caller sends is validated against [`schema`] before it touches a document, so an
+//!   editor never receives a node it would have to drop.
+//! - HTML in either direction passes one sanitizer allowlist.
+//! - Writing a body into a live document changes only the top-level blocks that differ
+//!   ([`replace_blocks`]); blocks that are equal keep their Yjs identity, so edits made
+//!   in them concurrently merge instead of being overwritten.
+
+pub mod diff;
+mod html;
+mod markdown;
+mod schema;
+mod text;
+mod yjs;
+
+use serde_json::{Value, json};
+use similar::{Algorithm, DiffOp, capture_diff_slices};
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, ReadTxn, Transact, TransactionMut, Update, WriteTxn, XmlFragment};
+
+pub use html::sanitize as sanitize_html;
+
+/// The name of the body fragment in every document.
+pub const FRAGMENT: &str = "default";
+
+/// Input that does not fit the content schema: where (a JSON path such as
+/// `json.content[2].attrs.level`) and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invalid {
+    pub path: String,
+    pub message: String,
+}
+
+impl Invalid {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A body given by a caller, in one of the accepted formats.
+#[derive(Debug, Clone)]
+pub enum BodyInput {
+    Html(String),
+    Markdown(String),
+    Json(Value),
+}
+
+/// A body as ProseMirror JSON, rendered to the other formats on demand.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Body {
+    json: Value,
+}
+
+impl Body {
+    /// The body of a live or loaded document.
+    pub fn from_doc(doc: &Doc) -> Self {
+        Self {
+            json: yjs::doc_json(doc),
+        }
+    }
+
+    /// The body held in an encoded Yjs state (a v1 update, as stored for versions).
+    pub fn from_state(state: &[u8]) -> anyhow::Result<Self> {
+        Ok(Self::from_doc(&doc_from_state(state)?))
+    }
+
+    pub fn empty() -> Self {
+        Self {
+            json: json!({ "type": "doc" }),
+        }
+    }
+
+    pub fn json(&self) -> &Value {
+        &self.json
+    }
+    pub fn into_json(self) -> Value {
+        self.json
+    }
+    pub fn html(&self) -> String {
+        html::render(&self.json)
+    }
+    pub fn markdown(&self) -> String {
+        markdown::render(&self.json)
+    }
+    pub fn text(&self) -> String {
+        text::render(&self.json)
+    }
+}
+
+/// A fresh document holding an encoded state.
+pub fn doc_from_state(state: &[u8]) -> anyhow::Result<Doc> {
+    let doc = Doc::new();
+    if !state.is_empty() {
+        let update = Update::decode_v1(state).map_err(|e| anyhow::anyhow!("stored state does not decode: {e}"))?;
+        doc.transact_mut()
+            .apply_update(update)
+            .map_err(|e| anyhow::anyhow!("stored state does not apply: {e}"))?;
+    }
+    Ok(doc)
+}
+
+/// Checks and normalizes a caller's body: the ProseMirror JSON it stands for, exactly
+/// as it will read back from the document (default attributes filled in, neighbouring
+/// text with equal marks merged).
+pub fn parse_input(input: BodyInput) -> Result<Value, Invalid> {
+    let (doc, prefix) = match input {
+        BodyInput::Json(v) => (v, "json"),
+        BodyInput::Html(h) => (html::parse(&h), "html"),
+        BodyInput::Markdown(m) => (markdown::parse(&m), "markdown"),
+    };
+    schema::validate(&doc).map_err(|e| {
+        if prefix == "json" {
+            e
+        } else {
+            // Parsers only build valid documents; say which input produced this one.
+            Invalid::new(prefix, format!("could not be converted: {}: {}", e.path, e.message))
+        }
+    })?;
+    Ok(normalize(&doc))
+}
+
+/// `doc` as it reads back after being written into a Yjs document.
+fn normalize(doc: &Value) -> Value {
+    let scratch = Doc::new();
+    {
+        let mut txn = scratch.transact_mut();
+        let frag = txn.get_or_insert_xml_fragment(FRAGMENT);
+        for (i, block) in blocks(doc).iter().enumerate() {
+            yjs::insert_node(&mut txn, &frag, i as u32, block);
+        }
+    }
+    yjs::doc_json(&scratch)
+}
+
+fn blocks(doc: &Value) -> &[Value] {
+    doc["content"].as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
+/// Makes the body in `txn`'s document equal to `target` (a normalized `doc`, see
+/// [`parse_input`]) by deleting and inserting only the top-level blocks that differ.
+/// Returns whether anything changed.
+pub fn replace_blocks(txn: &mut TransactionMut, target: &Value) -> bool {
+    let frag = txn.get_or_insert_xml_fragment(FRAGMENT);
+    let current: Vec<String> = frag
+        .children(&*txn)
+        .map(|child| {
+            let mut nodes = Vec::new();
+            yjs::push_node(&*txn, child, &mut nodes);
+            Value::Array(nodes).to_string()
+        })
+        .collect();
+    let wanted = blocks(target);
+    let wanted_keys: Vec<String> = wanted.iter().map(|b| json!([b]).to_string()).collect();
+    let ops = capture_diff_slices(Algorithm::Myers, &current, &wanted_keys);
+    let mut changed = false;
+    // From the end, so that earlier indices stay valid.
+    for op in ops.iter().rev() {
+        let (at, remove, insert) = match *op {
+            DiffOp::Equal { .. } => continue,
+            DiffOp::Delete { old_index, old_len, .. } => (old_index, old_len, 0..0),
+            DiffOp::Insert {
+                old_index,
+                new_index,
+                new_len,
+            } => (old_index, 0, new_index..new_index + new_len),
+            DiffOp::Replace {
+                old_index,
+                old_len,
+                new_index,
+                new_len,
+            } => (old_index, old_len, new_index..new_index + new_len),
+        };
+        if remove > 0 {
+            frag.remove_range(txn, at as u32, remove as u32);
+        }
+        for (k, i) in insert.enumerate() {
+            yjs::insert_node(txn, &frag, (at + k) as u32, &wanted[i]);
+        }
+        changed = true;
+    }
+    changed
+}
+
+/// The encoded state of a document (a v1 update from nothing), as versions store it.
+pub fn encode_state(doc: &Doc) -> Vec<u8> {
+    doc.transact().encode_state_as_update_v1(&yrs::StateVector::default())
+}
