@@ -246,7 +246,19 @@ describe('admin UI', () => {
     for (let i = 1; i <= 23; i++) {
       await ed.gql('mutation($t: String!) { createDocument(input: { title: $t }) { id } }', { t: `Note ${String(i).padStart(2, '0')}` })
     }
+    // a stale session cookie (say the server's secret changed) leads to the sign-in screen,
+    // and signing in works despite it
+    await ed.context.addCookies([{ name: 'vellum_session', value: 'stale.token.value', url: ed.server.httpUrl }])
+    ed.expectHttpError('/graphql', 401) // `me` with the stale cookie
+    ed.expectHttpError('/api/auth/login', 401) // the wrong password
     await ed.goto('/')
+    await ed.page.getByRole('button', { name: 'Sign in' }).waitFor()
+    await ed.page.getByLabel('Email').fill(ed.email)
+    await ed.page.getByLabel('Password').fill('wrong password')
+    await ed.page.getByRole('button', { name: 'Sign in' }).click()
+    await ed.page.getByRole('alert').filter({ hasText: /invalid email or password/i }).waitFor()
+    await ed.page.getByLabel('Password').fill('correct horse battery staple')
+    await ed.page.getByRole('button', { name: 'Sign in' }).click()
     await ed.page.locator('table.docs tbody tr').nth(19).waitFor()
     assert.equal(await ed.page.locator('table.docs tbody tr').count(), 20)
     await ed.page.getByRole('button', { name: 'Load more' }).click()

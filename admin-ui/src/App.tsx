@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState } from 'react'
 import * as api from './lib/api'
 import { setUnauthenticatedHandler, resetSubscriptions } from './lib/graphql'
 import { navigate, parseRoute, useLocation } from './lib/router'
+import { ApiError } from './lib/errors'
 import { SignIn } from './screens/SignIn'
 import { DocumentList } from './screens/DocumentList'
 import { EditorScreen } from './screens/EditorScreen'
@@ -37,11 +38,15 @@ export function App () {
       setUser(cachedUser())
       return
     }
-    api.me().then(signedIn).catch(() => setUser(cachedUser()))
+    api.me().then(signedIn).catch((e) => {
+      if (e instanceof ApiError && e.code === 'NETWORK') setUser(cachedUser())
+      else void api.logout().catch(() => {}).finally(() => signedIn(null))
+    })
   }, [signedIn])
 
   useEffect(() => {
-    setUnauthenticatedHandler(() => signedIn(null))
+    // the session ended (expired, or the server's secret changed): clear the cookie
+    setUnauthenticatedHandler(() => { void api.logout().catch(() => {}); signedIn(null) })
     return () => setUnauthenticatedHandler(null)
   }, [signedIn])
 

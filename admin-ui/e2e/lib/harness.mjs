@@ -52,6 +52,13 @@ export class Person {
     this.viewport = viewport
     this.email = `${name.toLowerCase().replace(/\s+/g, '-')}-${++users}-${run}@example.com`
     this.errors = []
+    /** console errors a test expects (the browser logs every 4xx answer, wanted or not) */
+    this.expected = []
+  }
+
+  /** The browser will log a `status` answer from `path` (e.g. a wrong password's 401): not an error. */
+  expectHttpError (path, status) {
+    this.expected.push((text, url) => text.includes(`status of ${status}`) && new URL(url).pathname === path)
   }
 
   async open () {
@@ -62,7 +69,12 @@ export class Person {
   }
 
   watch (page) {
-    page.on('console', (m) => { if (m.type() === 'error') this.errors.push(`console: ${m.text()} at ${m.location()?.url ?? '?'}`) })
+    page.on('console', (m) => {
+      if (m.type() !== 'error') return
+      const url = m.location()?.url ?? ''
+      if (this.expected.some((ok) => { try { return ok(m.text(), url) } catch { return false } })) return
+      this.errors.push(`console: ${m.text()} at ${url || '?'}`)
+    })
     page.on('pageerror', (e) => this.errors.push(`page error: ${e.message}`))
   }
 

@@ -3,6 +3,7 @@
 // has them, so the UI can say so instead of failing.
 
 import { gql } from './graphql'
+import { ApiError, fromGraphQLError } from './errors'
 
 export type Role = 'ADMIN' | 'EDITOR' | 'AUTHOR' | 'VIEWER'
 export type DocStatus = 'DRAFT' | 'IN_REVIEW' | 'PUBLISHED' | 'ARCHIVED'
@@ -75,21 +76,45 @@ export async function me (): Promise<User | null> {
   return (await gql<{ me: User | null }>(`{ me { ${USER} } }`)).me
 }
 
+// Sign-in goes through REST: it sets (and clears) the session cookie whatever stale cookie
+// the browser still sends, while GraphQL refuses a request with an invalid one outright.
+async function rest<T> (path: string, body?: unknown): Promise<T | null> {
+  let res: Response
+  try {
+    res = await fetch(path, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: body === undefined ? { accept: 'application/json' } : { 'content-type': 'application/json', accept: 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body)
+    })
+  } catch {
+    throw new ApiError('NETWORK', 'network error')
+  }
+  const text = await res.text()
+  const json = text ? JSON.parse(text) : null
+  if (!res.ok) {
+    const e = json?.error ?? {}
+    throw fromGraphQLError({ message: e.message ?? `HTTP ${res.status}`, extensions: { code: e.code, field: e.field, current: e.current } })
+  }
+  return json as T
+}
+
+interface RestUser { id: string, email: string, displayName: string, role: string }
+const fromRest = (u: RestUser): User => ({ id: u.id, email: u.email, displayName: u.displayName, role: u.role.toUpperCase() as Role })
+
 export async function login (email: string, password: string): Promise<User> {
-  const r = await gql<{ login: { user: User } }>(
-    `mutation($e: String!, $p: String!) { login(email: $e, password: $p) { user { ${USER} } } }`, { e: email, p: password })
-  return r.login.user
+  const r = await rest<{ user: RestUser }>('/api/auth/login', { email, password })
+  return fromRest(r!.user)
 }
 
 export async function register (email: string, password: string, displayName: string): Promise<User> {
-  const r = await gql<{ register: { user: User } }>(
-    `mutation($i: RegisterInput!) { register(input: $i) { user { ${USER} } } }`,
-    { i: { email, password, displayName } })
-  return r.register.user
+  const r = await rest<{ user: RestUser }>('/api/auth/register', { email, password, displayName })
+  return fromRest(r!.user)
 }
 
+/** Clears the session cookie (works with an expired or invalid one too). */
 export async function logout (): Promise<void> {
-  await gql('mutation { logout }')
+  await rest('/api/auth/logout')
 }
 
 export interface DocPage { docs: DocMeta[], hasNextPage: boolean, endCursor: string | null }
