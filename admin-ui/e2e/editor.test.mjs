@@ -179,7 +179,7 @@ describe('admin UI', () => {
   test('a viewer cannot type', async () => {
     const { ada, docId } = await adaAndBob()
     await typeAtEnd(ada, 'Read but do not touch.')
-    const vera = await person('Vera Viewer')
+    const vera = await person('Vera Viewer', { viewport: { width: 820, height: 1000 } })
     await vera.signUp()
     await ada.gql('mutation($d: ID!, $e: String!) { grantAccess(documentId: $d, userEmail: $e, role: VIEWER) }', { d: docId, e: vera.email })
     await vera.goto(`/documents/${docId}`)
@@ -192,6 +192,9 @@ describe('admin UI', () => {
     await vera.waitForText('Still Ada.')
     assert.ok(!(await vera.text()).includes('vandalism'))
     assert.ok(!(await ada.text()).includes('vandalism'))
+    const overflow = await vera.page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth)
+    assert.equal(overflow, false, 'no horizontal scrolling at tablet width')
+    await screenshot(vera.page, 'editor-viewer-tablet.png')
   })
 
   test('versions: save, type more, diff, restore for everyone', async (t) => {

@@ -1,6 +1,6 @@
 // Presence: each user's colour, and who is in the document from awareness states.
 
-const PALETTE = ['#d9480f', '#2b8a3e', '#1971c2', '#9c36b5', '#c2255c', '#0c8599', '#e67700', '#5f3dc4']
+const PALETTE = ['#e03131', '#2f9e44', '#1971c2', '#e8590c', '#9c36b5', '#0c8599', '#c2255c', '#a27c00']
 
 export function colorFor (id: string): string {
   let h = 0
