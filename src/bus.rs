@@ -20,6 +20,19 @@ pub enum BusEvent {
     Awareness { data: Bytes },
     /// Who is in the document changed (someone joined, left, or moved their cursor).
     PresenceChanged,
+    /// Metadata or publication changed, or the document was deleted.
+    DocumentChanged { change: DocumentChange },
+    /// A named version was saved (by hand, by a restore or by publishing).
+    VersionCreated { version_id: i64 },
+}
+
+/// What happened to a document, for `documentChanged` subscribers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentChange {
+    Metadata,
+    Published,
+    Unpublished,
+    Deleted,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +51,35 @@ pub trait Bus: Send + Sync + 'static {
     /// Only other nodes' messages for one document: what a room must apply. A room
     /// that lags catches up from the database.
     fn subscribe_remote(&self, document_id: Uuid) -> broadcast::Receiver<BusMessage>;
+}
+
+/// Publishes API-side events (metadata, publication, versions) as this node.
+#[derive(Clone)]
+pub struct Events {
+    bus: Arc<dyn Bus>,
+    origin: Arc<str>,
+}
+
+impl Events {
+    pub fn new(bus: Arc<dyn Bus>, origin: Arc<str>) -> Self {
+        Self { bus, origin }
+    }
+
+    pub fn document_changed(&self, document_id: Uuid, change: DocumentChange) {
+        self.publish(document_id, BusEvent::DocumentChanged { change });
+    }
+
+    pub fn version_created(&self, document_id: Uuid, version_id: i64) {
+        self.publish(document_id, BusEvent::VersionCreated { version_id });
+    }
+
+    fn publish(&self, document_id: Uuid, event: BusEvent) {
+        self.bus.publish(BusMessage {
+            origin: self.origin.clone(),
+            document_id,
+            event,
+        });
+    }
 }
 
 /// Per-document broadcast channels inside one process.

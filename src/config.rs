@@ -25,6 +25,7 @@ pub struct Config {
     pub collab: CollabConfig,
     pub auth: AuthConfig,
     pub graphql: GraphqlConfig,
+    pub content: ContentConfig,
     pub log: LogConfig,
 }
 
@@ -104,6 +105,15 @@ pub struct GraphqlConfig {
     pub max_depth: usize,
     pub max_complexity: usize,
     pub introspection: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentConfig {
+    /// Whether callers without credentials may read published content.
+    pub anonymous_read: bool,
+    /// Most `documentChanged` content events per second per subscription.
+    pub content_events_per_sec: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -189,6 +199,9 @@ impl Config {
     fn validate(&self) -> anyhow::Result<()> {
         if self.graphql.max_depth == 0 || self.graphql.max_complexity == 0 {
             bail!("graphql.max_depth and graphql.max_complexity must be positive");
+        }
+        if !(1..=100).contains(&self.content.content_events_per_sec) {
+            bail!("content.content_events_per_sec must be between 1 and 100");
         }
         let c = &self.collab;
         if c.max_batch == 0 || c.outbound_queue == 0 || c.heartbeat_secs == 0 {

@@ -12,7 +12,9 @@ use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
 fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/content").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/content")
+        .join(name)
 }
 
 fn fixture(name: &str) -> String {
@@ -65,7 +67,10 @@ fn yjs_layout_is_what_y_prosemirror_expects() {
     assert!(xml.starts_with("<heading level=\"1\">Field notes</heading>"), "{xml}");
     assert!(xml.contains("<bold>bold</bold>"), "{xml}");
     assert!(xml.contains("<hardBreak></hardBreak>"), "{xml}");
-    let heading = yrs::XmlFragment::get(&frag, &txn, 0).unwrap().into_xml_element().unwrap();
+    let heading = yrs::XmlFragment::get(&frag, &txn, 0)
+        .unwrap()
+        .into_xml_element()
+        .unwrap();
     let level = yrs::Xml::get_attribute(&heading, &txn, "level").unwrap();
     assert_eq!(level, yrs::Out::Any(yrs::Any::from(1i64)), "level must stay a number");
 }
@@ -101,11 +106,18 @@ fn markdown_reads_back_into_the_same_text_and_structure() {
     let reparsed = Body::from_doc(&doc_with(&parsed));
     // Markdown has no empty paragraphs: the fixture's one is the only loss.
     let mut fixture = fixture;
-    fixture["content"].as_array_mut().unwrap().retain(|b| b != &json!({"type": "paragraph"}));
+    fixture["content"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|b| b != &json!({"type": "paragraph"}));
     let body = Body::from_doc(&doc_with(&fixture));
     assert_eq!(reparsed.text(), body.text());
     // Markdown has no link target/rel: everything else survives.
-    let strip = |v: &Value| v.to_string().replace(r#","rel":"noopener noreferrer nofollow","target":"_blank""#, "").replace(r#","rel":null,"target":null"#, "");
+    let strip = |v: &Value| {
+        v.to_string()
+            .replace(r#","rel":"noopener noreferrer nofollow","target":"_blank""#, "")
+            .replace(r#","rel":null,"target":null"#, "")
+    };
     assert_eq!(strip(reparsed.json()), strip(&fixture));
     assert_eq!(reparsed.markdown(), body.markdown(), "markdown output is stable");
 }
@@ -125,7 +137,18 @@ const HOSTILE: &str = r#"<p onclick="steal()">Hi <script>alert(1)</script><img s
 
 fn assert_clean(html: &str) {
     let lower = html.to_lowercase();
-    for bad in ["<script", "onclick", "onerror", "onmouseover", "onload", "javascript:", "<iframe", "<style", "<svg", "style="] {
+    for bad in [
+        "<script",
+        "onclick",
+        "onerror",
+        "onmouseover",
+        "onload",
+        "javascript:",
+        "<iframe",
+        "<style",
+        "<svg",
+        "style=",
+    ] {
         assert!(!lower.contains(bad), "`{bad}` survived sanitizing: {html}");
     }
 }
@@ -137,7 +160,11 @@ fn script_tags_and_event_attributes_never_survive() {
     let body = Body::from_doc(&doc_with(&v));
     assert_clean(&body.html());
     assert_clean(&body.markdown());
-    assert_eq!(body.text(), "Hi link\n\nok", "script content is dropped, not kept as text");
+    assert_eq!(
+        body.text(),
+        "Hi link\n\nok",
+        "script content is dropped, not kept as text"
+    );
     // Through JSON, a link with a script URL or an attribute carrying markup is refused
     // or escaped.
     let bad_link = json!({"type":"doc","content":[{"type":"paragraph","content":[{"type":"text","text":"x","marks":[{"type":"link","attrs":{"href":"JavaScript:alert(1)"}}]}]}]});
@@ -152,13 +179,34 @@ fn script_tags_and_event_attributes_never_survive() {
 fn invalid_json_names_the_offending_path() {
     let cases = [
         (json!({"type":"paragraph"}), "json.type"),
-        (json!({"type":"doc","content":[{"type":"table"}]}), "json.content[0].type"),
-        (json!({"type":"doc","content":[{"type":"heading","attrs":{"level":9}}]}), "json.content[0].attrs.level"),
-        (json!({"type":"doc","content":[{"type":"paragraph","content":[{"type":"text","text":""}]}]}), "json.content[0].content[0].text"),
-        (json!({"type":"doc","content":[{"type":"paragraph","content":[{"type":"text","text":"a","marks":[{"type":"blink"}]}]}]}), "json.content[0].content[0].marks[0].type"),
-        (json!({"type":"doc","content":[{"type":"bulletList","content":[{"type":"paragraph"}]}]}), "json.content[0].content[0].type"),
-        (json!({"type":"doc","content":[{"type":"bulletList"}]}), "json.content[0].content"),
-        (json!({"type":"doc","content":[{"type":"text","text":"loose"}]}), "json.content[0].type"),
+        (
+            json!({"type":"doc","content":[{"type":"table"}]}),
+            "json.content[0].type",
+        ),
+        (
+            json!({"type":"doc","content":[{"type":"heading","attrs":{"level":9}}]}),
+            "json.content[0].attrs.level",
+        ),
+        (
+            json!({"type":"doc","content":[{"type":"paragraph","content":[{"type":"text","text":""}]}]}),
+            "json.content[0].content[0].text",
+        ),
+        (
+            json!({"type":"doc","content":[{"type":"paragraph","content":[{"type":"text","text":"a","marks":[{"type":"blink"}]}]}]}),
+            "json.content[0].content[0].marks[0].type",
+        ),
+        (
+            json!({"type":"doc","content":[{"type":"bulletList","content":[{"type":"paragraph"}]}]}),
+            "json.content[0].content[0].type",
+        ),
+        (
+            json!({"type":"doc","content":[{"type":"bulletList"}]}),
+            "json.content[0].content",
+        ),
+        (
+            json!({"type":"doc","content":[{"type":"text","text":"loose"}]}),
+            "json.content[0].type",
+        ),
     ];
     for (input, path) in cases {
         let err = parse_input(BodyInput::Json(input.clone())).expect_err(&input.to_string());
@@ -177,7 +225,9 @@ fn doc_of(paras: &[&str]) -> Value {
 fn sync(from: &Doc, to: &Doc) {
     let sv = to.transact().state_vector();
     let update = from.transact().encode_state_as_update_v1(&sv);
-    to.transact_mut().apply_update(Update::decode_v1(&update).unwrap()).unwrap();
+    to.transact_mut()
+        .apply_update(Update::decode_v1(&update).unwrap())
+        .unwrap();
 }
 
 #[test]
@@ -189,13 +239,19 @@ fn replacing_blocks_keeps_concurrent_edits_in_untouched_blocks() {
     {
         let mut txn = client.transact_mut();
         let frag = txn.get_xml_fragment(content::FRAGMENT).unwrap();
-        let p = yrs::XmlFragment::get(&frag, &txn, 1).unwrap().into_xml_element().unwrap();
+        let p = yrs::XmlFragment::get(&frag, &txn, 1)
+            .unwrap()
+            .into_xml_element()
+            .unwrap();
         let t = yrs::XmlFragment::get(&p, &txn, 0).unwrap().into_xml_text().unwrap();
         yrs::Text::insert(&t, &mut txn, 3, " and a half");
     }
     let target = parse_input(BodyInput::Json(doc_of(&["ONE", "two"]))).unwrap();
     assert!(replace_blocks(&mut server.transact_mut(), &target));
-    assert!(!replace_blocks(&mut server.transact_mut(), &target), "applying it again changes nothing");
+    assert!(
+        !replace_blocks(&mut server.transact_mut(), &target),
+        "applying it again changes nothing"
+    );
     sync(&client, &server);
     sync(&server, &client);
     for d in [&server, &client] {
@@ -231,4 +287,27 @@ fn version_diff_of_two_fixtures_gives_the_expected_hunks() {
             part(DiffOp::Equal, " dog."),
         ]
     );
+}
+
+#[test]
+fn merging_from_a_base_keeps_edits_made_since_the_read() {
+    let base = parse_input(BodyInput::Json(doc_of(&["one", "two", "three"]))).unwrap();
+    let live = doc_with(&base);
+    // Since the caller read `base`, an editor changed "two" and added "four".
+    let edited = parse_input(BodyInput::Json(doc_of(&["one", "two and more", "three", "four"]))).unwrap();
+    replace_blocks(&mut live.transact_mut(), &edited);
+    // The caller changes "one", deletes "three" and sends "two" back as it read it.
+    let target = parse_input(BodyInput::Json(doc_of(&["ONE", "two"]))).unwrap();
+    assert!(content::merge_blocks(&mut live.transact_mut(), Some(&base), &target));
+    assert_eq!(Body::from_doc(&live).text(), "ONE\n\ntwo and more\n\nfour");
+
+    // Both changed the same block: neither change is lost.
+    let base = parse_input(BodyInput::Json(doc_of(&["a", "b"]))).unwrap();
+    let live = doc_with(&parse_input(BodyInput::Json(doc_of(&["a (editor)", "b"]))).unwrap());
+    let target = parse_input(BodyInput::Json(doc_of(&["a (api)", "b"]))).unwrap();
+    content::merge_blocks(&mut live.transact_mut(), Some(&base), &target);
+    assert_eq!(Body::from_doc(&live).text(), "a (editor)\n\na (api)\n\nb");
+
+    // Nothing to do: nothing changes.
+    assert!(!content::merge_blocks(&mut live.transact_mut(), Some(&target), &target));
 }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Principal, Role, TokenScope};
+use crate::documents::DocStatus;
 use crate::error::{Error, Result};
 
 /// A per-document grant (the `document_access` table). The owner needs none.
@@ -92,6 +93,60 @@ pub fn require(principal: &Principal, have: Access, needed: Access) -> Result<()
         Access::Write => "you may only read this document",
         _ => "only the owner or an admin may do this",
     }))
+}
+
+/// Editors and admins (by role) may publish, unpublish and take a document out of
+/// the published state; authors send documents to review instead.
+pub fn is_publisher(principal: &Principal) -> bool {
+    matches!(principal.user(), Some(u) if matches!(u.role, Role::Admin | Role::Editor))
+        && !matches!(
+            principal,
+            Principal::Token {
+                scope: TokenScope::Read,
+                ..
+            }
+        )
+}
+
+/// Publishing and unpublishing: write access and the publisher role.
+pub fn require_publisher(principal: &Principal, have: Access) -> Result<()> {
+    require(principal, have, Access::Write)?;
+    if !is_publisher(principal) {
+        return Err(Error::forbidden(
+            "only editors and admins may publish or unpublish; move the document to review instead",
+        ));
+    }
+    Ok(())
+}
+
+/// The status workflow: draft ⇄ in_review for anyone who may write; leaving
+/// `published` for publishers; archiving and unarchiving for publishers and the owner.
+/// Entering `published` happens only through `publish`, which saves the version
+/// readers get.
+pub fn require_status_change(principal: &Principal, have: Access, from: DocStatus, to: DocStatus) -> Result<()> {
+    require(principal, have, Access::Write)?;
+    if from == to {
+        return Ok(());
+    }
+    if to == DocStatus::Published {
+        return Err(Error::validation(
+            "status",
+            "use `publish` to publish: it saves the version readers get",
+        ));
+    }
+    let allowed = match (from, to) {
+        (DocStatus::Published, _) => is_publisher(principal),
+        (_, DocStatus::Archived) | (DocStatus::Archived, _) => is_publisher(principal) || have >= Access::Manage,
+        _ => true,
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(Error::forbidden(format!(
+        "only editors and admins may move a document from {} to {}",
+        from.as_str(),
+        to.as_str()
+    )))
 }
 
 pub fn require_can_create(principal: &Principal) -> Result<()> {

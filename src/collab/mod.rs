@@ -18,7 +18,7 @@ mod room;
 mod writer;
 
 pub use protocol::close;
-pub use room::PresenceEntry;
+pub use room::{EditError, Edited, PresenceEntry};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -182,6 +182,11 @@ impl Collab {
         &self.shared.bus
     }
 
+    /// Publishes API-side events as this node.
+    pub fn events(&self) -> crate::bus::Events {
+        crate::bus::Events::new(self.shared.bus.clone(), self.shared.node_id.clone())
+    }
+
     /// Joins the room of `document_id`, loading it if needed.
     pub async fn join(&self, document_id: Uuid, peer: Peer) -> Result<Connection, JoinError> {
         let s = &self.shared;
@@ -257,6 +262,42 @@ impl Collab {
             return Vec::new();
         }
         answer.await.unwrap_or_default()
+    }
+
+    /// Changes a document from the server (restore, setBody): `edit` runs in the
+    /// document's room, inside one transaction, so it sees and merges with every edit
+    /// applied so far. The change is stored and broadcast like a client's update; the
+    /// answer comes once it is durable.
+    pub async fn edit(
+        &self,
+        document_id: Uuid,
+        author: Option<Uuid>,
+        edit: impl FnOnce(&mut yrs::TransactionMut) -> bool + Send + 'static,
+    ) -> Result<Edited, EditError> {
+        let mut edit: room::EditFn = Box::new(edit);
+        for _ in 0..5 {
+            let room = self.room(document_id);
+            let (reply, answer) = oneshot::channel();
+            let cmd = Cmd::Edit { author, edit, reply };
+            match room.tx.send(cmd).await {
+                Ok(()) => {}
+                Err(mpsc::error::SendError(Cmd::Edit { edit: e, .. })) => {
+                    edit = e; // the room stopped meanwhile: load a fresh one
+                    continue;
+                }
+                Err(_) => unreachable!("the command sent was an edit"),
+            }
+            return answer
+                .await
+                .unwrap_or_else(|_| Err(EditError::Failed("the document was reloaded; try again".into())));
+        }
+        Err(EditError::Failed("the document is unavailable".into()))
+    }
+
+    /// The durable state of a document (what the database holds), encoded as one update.
+    pub async fn durable_state(&self, document_id: Uuid) -> anyhow::Result<Vec<u8>> {
+        let (doc, _, _) = room::load(self, document_id).await?;
+        Ok(tokio::task::spawn_blocking(move || crate::content::encode_state(&doc)).await?)
     }
 
     /// Number of loaded rooms (metrics and tests).

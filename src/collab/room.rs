@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
-use yrs::{Doc, ReadTxn, StateVector, Transact, Update, WriteTxn};
+use yrs::{Doc, ReadTxn, StateVector, Transact, TransactionMut, Update, WriteTxn};
 
 use super::protocol::{self, Incoming, close};
 use super::writer::WriteResult;
@@ -49,6 +49,32 @@ pub(super) enum Cmd {
     Shutdown {
         reply: oneshot::Sender<()>,
     },
+    /// A change made by the server (restore, setBody): applied in this room's document,
+    /// stored and broadcast like any client update.
+    Edit {
+        author: Option<Uuid>,
+        edit: EditFn,
+        reply: oneshot::Sender<Result<Edited, EditError>>,
+    },
+}
+
+/// Changes a document inside one transaction; returns whether it changed anything.
+pub type EditFn = Box<dyn FnOnce(&mut TransactionMut) -> bool + Send>;
+
+/// The outcome of a server-side edit, answered once the change is durable.
+#[derive(Debug)]
+pub struct Edited {
+    /// The update that was stored and broadcast (empty when nothing changed).
+    pub update: Vec<u8>,
+    /// The whole document state right after the edit.
+    pub state: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub enum EditError {
+    TooLarge(usize),
+    /// The room failed while applying or storing the change; nothing was acknowledged.
+    Failed(String),
 }
 
 pub(super) enum JoinRefused {
@@ -100,8 +126,24 @@ struct AwarenessState {
 
 /// Something that may reach clients only once everything before it is durable.
 enum Durable {
-    Update { seq: i64, data: Bytes, result: WriteResult },
-    Reply { conn: ConnId, frame: Bytes },
+    Update {
+        seq: i64,
+        data: Bytes,
+        result: WriteResult,
+        /// A server-side edit waiting for this update to be stored.
+        edited: Option<EditReply>,
+    },
+    Reply {
+        conn: ConnId,
+        frame: Bytes,
+    },
+    /// An edit that changed nothing, answered in order with the updates before it.
+    Unchanged(EditReply),
+}
+
+struct EditReply {
+    reply: oneshot::Sender<Result<Edited, EditError>>,
+    edited: Edited,
 }
 
 type DurableFuture = Pin<Box<dyn Future<Output = Durable> + Send + Sync>>;
@@ -196,7 +238,7 @@ async fn run(collab: Collab, id: Uuid, generation: u64, mut rx: mpsc::Receiver<C
 }
 
 /// Loads the snapshot and later updates into a fresh document, off the executor.
-async fn load(collab: &Collab, id: Uuid) -> anyhow::Result<(Doc, i64, usize)> {
+pub(super) async fn load(collab: &Collab, id: Uuid) -> anyhow::Result<(Doc, i64, usize)> {
     let state = collab.shared.store.load_document_state(id).await?;
     let last_seq = state.last_seq();
     let size =
@@ -245,6 +287,9 @@ fn drain(rx: &mut mpsc::Receiver<Cmd>, refusal: impl Fn() -> JoinRefused) {
             }
             Cmd::Shutdown { reply } => {
                 let _ = reply.send(());
+            }
+            Cmd::Edit { reply, .. } => {
+                let _ = reply.send(Err(EditError::Failed("the document was unloading; try again".into())));
             }
             Cmd::Frame { .. } | Cmd::Leave { .. } => {}
         }
@@ -338,6 +383,7 @@ impl Room {
                 Flow::Continue
             }
             Cmd::Frame { conn, frame } => self.on_frame(conn, frame, rx).await,
+            Cmd::Edit { author, edit, reply } => self.apply_edit(author, edit, reply, rx).await,
             Cmd::Leave { conn } => {
                 self.remove(conn);
                 Flow::Continue
@@ -466,45 +512,130 @@ impl Room {
                 return self.poison("the document was reloaded; reconnect to resync", rx).await;
             }
             Ok(Applied::Ok) => {
-                self.last_seq += 1;
-                let seq = self.last_seq;
-                self.size += data.len();
                 let author = self.conns.get(&conn).and_then(|c| c.peer.user_id);
-                let ack = self
-                    .collab
-                    .shared
-                    .writer
-                    .append(self.id, seq, data.clone(), author)
-                    .await;
-                self.inflight.push_back(Box::pin(async move {
-                    let result = ack
-                        .await
-                        .unwrap_or_else(|_| Err("the writer dropped the update".into()));
-                    Durable::Update { seq, data, result }
-                }));
+                self.store(data, author, None).await;
             }
         }
+        Flow::Continue
+    }
+
+    /// Gives an applied update the next sequence number and hands it to the writer;
+    /// it reaches clients (and `edited` its answer) once committed.
+    async fn store(&mut self, data: Bytes, author: Option<Uuid>, edited: Option<EditReply>) {
+        self.last_seq += 1;
+        let seq = self.last_seq;
+        self.size += data.len();
+        let ack = self
+            .collab
+            .shared
+            .writer
+            .append(self.id, seq, data.clone(), author)
+            .await;
+        self.inflight.push_back(Box::pin(async move {
+            let result = ack
+                .await
+                .unwrap_or_else(|_| Err("the writer dropped the update".into()));
+            Durable::Update {
+                seq,
+                data,
+                result,
+                edited,
+            }
+        }));
+    }
+
+    async fn apply_edit(
+        &mut self,
+        author: Option<Uuid>,
+        edit: EditFn,
+        reply: oneshot::Sender<Result<Edited, EditError>>,
+        rx: &mut mpsc::Receiver<Cmd>,
+    ) -> Flow {
+        let doc = self.doc.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            catch_unwind(AssertUnwindSafe(|| {
+                let update = {
+                    let mut txn = doc.transact_mut();
+                    edit(&mut txn);
+                    txn.encode_update_v1()
+                };
+                let state = doc.transact().encode_state_as_update_v1(&StateVector::default());
+                Edited { update, state }
+            }))
+        })
+        .await
+        .map_err(|_| ())
+        .and_then(|r| r.map_err(|_| ()));
+        let Ok(edited) = outcome else {
+            tracing::error!(document = %self.id, "panic while applying a server-side edit; reloading the room");
+            let _ = reply.send(Err(EditError::Failed(
+                "internal error while applying the change".into(),
+            )));
+            return self
+                .poison("internal error while applying a change; reconnect to resync", rx)
+                .await;
+        };
+        let unchanged = Update::decode_v1(&edited.update).is_ok_and(|u| u.is_empty());
+        if unchanged {
+            let answer = EditReply {
+                reply,
+                edited: Edited {
+                    update: Vec::new(),
+                    state: edited.state,
+                },
+            };
+            if self.inflight.is_empty() {
+                let _ = answer.reply.send(Ok(answer.edited));
+            } else {
+                self.inflight
+                    .push_back(Box::pin(async move { Durable::Unchanged(answer) }));
+            }
+            return Flow::Continue;
+        }
+        let max = self.collab.config().max_document_bytes;
+        if self.size + edited.update.len() > max {
+            // Already applied here: the room must reload to forget it.
+            let _ = reply.send(Err(EditError::TooLarge(max)));
+            return self.poison("the document was reloaded; reconnect to resync", rx).await;
+        }
+        let data = Bytes::from(edited.update.clone());
+        self.store(data, author, Some(EditReply { reply, edited })).await;
         Flow::Continue
     }
 
     async fn on_durable(&mut self, d: Durable, rx: &mut mpsc::Receiver<Cmd>) -> Flow {
         match d {
             Durable::Reply { conn, frame } => self.send(conn, frame),
+            Durable::Unchanged(answer) => {
+                let _ = answer.reply.send(Ok(answer.edited));
+            }
             Durable::Update {
                 seq,
                 data,
                 result: Ok(()),
+                edited,
             } => {
                 self.durable_seq.send_replace(seq);
                 self.broadcast(protocol::update(&data));
                 self.since_snapshot.0 += 1;
                 self.since_snapshot.1 += data.len() as u64;
                 self.publish(BusEvent::Update { seq, data });
+                if let Some(answer) = edited {
+                    let _ = answer.reply.send(Ok(answer.edited));
+                }
                 self.maybe_snapshot().await;
             }
             Durable::Update {
-                seq, result: Err(e), ..
+                seq,
+                result: Err(e),
+                edited,
+                ..
             } => {
+                if let Some(answer) = edited {
+                    let _ = answer
+                        .reply
+                        .send(Err(EditError::Failed("the change could not be saved".into())));
+                }
                 tracing::error!(document = %self.id, seq, error = %e, "update was not stored; reloading the room");
                 return self
                     .poison("an update could not be saved; reconnect to resync", rx)
@@ -602,7 +733,17 @@ impl Room {
         self.conns.clear();
         // Let updates already handed to the writer finish (committed or failed) before a
         // new room can load, so it never reuses a sequence number still in flight.
-        while self.inflight.next().await.is_some() {}
+        while let Some(d) = self.inflight.next().await {
+            // A committed edit is durable even though this room goes away: say so.
+            if let Durable::Update {
+                result: Ok(()),
+                edited: Some(answer),
+                ..
+            } = d
+            {
+                let _ = answer.reply.send(Ok(answer.edited));
+            }
+        }
         self.collab.unregister_if(self.id, self.generation, || true);
         drain(rx, || JoinRefused::Retry);
         self.publish(BusEvent::PresenceChanged);
@@ -631,7 +772,7 @@ impl Room {
                     }
                 }
                 BusEvent::Awareness { data } => self.on_awareness(REMOTE, protocol::awareness_entries(&data), &data),
-                BusEvent::PresenceChanged => {}
+                BusEvent::PresenceChanged | BusEvent::DocumentChanged { .. } | BusEvent::VersionCreated { .. } => {}
             },
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 tracing::warn!(document = %self.id, missed = n, "bus lagged; catching up from the database");

@@ -18,9 +18,19 @@ pub struct DiffPart {
     pub text: String,
 }
 
-/// Line by line: each part is one or more whole lines (with their newlines).
+/// Line by line: each part is one or more whole lines, each ending with a newline
+/// (the last line of a text counts as ending with one, so that appending a line does
+/// not show the previous last line as changed).
 pub fn lines(old: &str, new: &str) -> Vec<DiffPart> {
-    parts(&TextDiff::from_lines(old, new))
+    let terminated = |s: &str| {
+        if s.is_empty() || s.ends_with('\n') {
+            s.to_string()
+        } else {
+            format!("{s}\n")
+        }
+    };
+    let (old, new) = (terminated(old), terminated(new));
+    parts(&TextDiff::from_lines(&old, &new))
 }
 
 /// Word by word (whitespace runs are tokens too), for an inline diff.

@@ -49,7 +49,9 @@ fn sanitizer() -> Builder<'static> {
     .link_rel(None)
     .strip_comments(true);
     // Contents of these are dropped entirely, not kept as text.
-    b.clean_content_tags(HashSet::from(["script", "style", "template", "iframe", "object", "noscript"]));
+    b.clean_content_tags(HashSet::from([
+        "script", "style", "template", "iframe", "object", "noscript",
+    ]));
     b
 }
 
@@ -110,7 +112,10 @@ fn block(n: &Value, out: &mut String) {
 }
 
 fn image(a: &Value, out: &mut String) {
-    out.push_str(&format!("<img src=\"{}\"", escape(a["src"].as_str().unwrap_or_default())));
+    out.push_str(&format!(
+        "<img src=\"{}\"",
+        escape(a["src"].as_str().unwrap_or_default())
+    ));
     for key in ["alt", "title"] {
         if let Some(v) = a[key].as_str() {
             out.push_str(&format!(" {key}=\"{}\"", escape(v)));
@@ -172,7 +177,10 @@ fn open_mark(m: &Value, out: &mut String) {
         return;
     }
     let a = &m["attrs"];
-    out.push_str(&format!("<a href=\"{}\"", escape(a["href"].as_str().unwrap_or_default())));
+    out.push_str(&format!(
+        "<a href=\"{}\"",
+        escape(a["href"].as_str().unwrap_or_default())
+    ));
     for key in ["target", "rel"] {
         if let Some(v) = a[key].as_str() {
             out.push_str(&format!(" {key}=\"{}\"", escape(v)));
@@ -302,7 +310,10 @@ fn element(e: ElementRef, blocks: &mut Vec<Value>, run: &mut Vec<Value>, marks: 
         }
         "pre" => {
             flush(run, blocks);
-            let code = e.children().filter_map(ElementRef::wrap).find(|c| c.value().name() == "code");
+            let code = e
+                .children()
+                .filter_map(ElementRef::wrap)
+                .find(|c| c.value().name() == "code");
             let language = code
                 .and_then(|c| c.attr("class"))
                 .and_then(|c| c.split_whitespace().find_map(|k| k.strip_prefix("language-")))
@@ -408,7 +419,9 @@ fn push_text(run: &mut Vec<Value>, text: &str, marks: &[Value]) {
         return;
     }
     // A space after a space (or a line start) collapses away.
-    let prev_space = run.last().is_none_or(|p| p["type"] == "hardBreak" || p["text"].as_str().is_some_and(|t| t.ends_with(' ')));
+    let prev_space = run
+        .last()
+        .is_none_or(|p| p["type"] == "hardBreak" || p["text"].as_str().is_some_and(|t| t.ends_with(' ')));
     if prev_space && collapsed.starts_with(' ') {
         collapsed.remove(0);
         if collapsed.is_empty() {

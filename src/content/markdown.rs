@@ -135,7 +135,9 @@ fn inline(nodes: &[Value], ev: &mut Vec<Event<'static>>) {
             ev.push(mark_event(m, true));
             open.push(m);
         }
-        let code = n["marks"].as_array().is_some_and(|m| m.iter().any(|m| m["type"] == "code"));
+        let code = n["marks"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["type"] == "code"));
         match n["type"].as_str().unwrap_or_default() {
             "text" if code => ev.push(Event::Code(s(&n["text"]))),
             "text" => ev.push(Event::Text(s(&n["text"]))),
@@ -222,7 +224,11 @@ impl Reader {
                 Event::Text(t) | Event::Code(t) => alt.push_str(&t),
                 Event::End(TagEnd::Image) => {
                     let (mut attrs, alt) = self.image.take().expect("in an image");
-                    attrs["alt"] = if alt.is_empty() { Value::Null } else { Value::String(alt) };
+                    attrs["alt"] = if alt.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::String(alt)
+                    };
                     self.inline_node(json!({ "type": "image", "attrs": attrs }));
                 }
                 _ => {}

@@ -148,6 +148,16 @@ fn blocks(doc: &Value) -> &[Value] {
 /// [`parse_input`]) by deleting and inserting only the top-level blocks that differ.
 /// Returns whether anything changed.
 pub fn replace_blocks(txn: &mut TransactionMut, target: &Value) -> bool {
+    merge_blocks(txn, None, target)
+}
+
+/// Applies the change from `base` to `target` (both normalized `doc`s) to the body in
+/// `txn`'s document, block by block: blocks the change deletes or replaces are removed
+/// only if they are still as in `base`, so a block someone edited meanwhile is kept
+/// (next to the new one when both changed it); new blocks go where the change puts
+/// them. Without a base, the live body is the base: the result equals `target`.
+/// Returns whether anything changed.
+pub fn merge_blocks(txn: &mut TransactionMut, base: Option<&Value>, target: &Value) -> bool {
     let frag = txn.get_or_insert_xml_fragment(FRAGMENT);
     let current: Vec<String> = frag
         .children(&*txn)
@@ -157,36 +167,74 @@ pub fn replace_blocks(txn: &mut TransactionMut, target: &Value) -> bool {
             Value::Array(nodes).to_string()
         })
         .collect();
+    let key = |b: &Value| json!([b]).to_string();
+    let base_keys: Vec<String> = match base {
+        Some(b) => blocks(b).iter().map(key).collect(),
+        None => current.clone(),
+    };
     let wanted = blocks(target);
-    let wanted_keys: Vec<String> = wanted.iter().map(|b| json!([b]).to_string()).collect();
-    let ops = capture_diff_slices(Algorithm::Myers, &current, &wanted_keys);
-    let mut changed = false;
-    // From the end, so that earlier indices stay valid.
-    for op in ops.iter().rev() {
-        let (at, remove, insert) = match *op {
+    let wanted_keys: Vec<String> = wanted.iter().map(key).collect();
+
+    // Where each base block is in the live body, if it is still unchanged there.
+    let mut live_index: Vec<Option<usize>> = vec![None; base_keys.len()];
+    for op in capture_diff_slices(Algorithm::Myers, &base_keys, &current) {
+        if let DiffOp::Equal {
+            old_index,
+            new_index,
+            len,
+        } = op
+        {
+            for k in 0..len {
+                live_index[old_index + k] = Some(new_index + k);
+            }
+        }
+    }
+    // The live position before which blocks inserted at base position `b` go.
+    let anchor = |b: usize| live_index[b..].iter().find_map(|i| *i).unwrap_or(current.len());
+
+    let mut deletes = vec![false; current.len()];
+    // (live position, new block index), in order.
+    let mut inserts: Vec<(usize, usize)> = Vec::new();
+    for op in capture_diff_slices(Algorithm::Myers, &base_keys, &wanted_keys) {
+        let (old, new) = match op {
             DiffOp::Equal { .. } => continue,
-            DiffOp::Delete { old_index, old_len, .. } => (old_index, old_len, 0..0),
+            DiffOp::Delete { old_index, old_len, .. } => (old_index..old_index + old_len, 0..0),
             DiffOp::Insert {
                 old_index,
                 new_index,
                 new_len,
-            } => (old_index, 0, new_index..new_index + new_len),
+            } => (old_index..old_index, new_index..new_index + new_len),
             DiffOp::Replace {
                 old_index,
                 old_len,
                 new_index,
                 new_len,
-            } => (old_index, old_len, new_index..new_index + new_len),
+            } => (old_index..old_index + old_len, new_index..new_index + new_len),
         };
-        if remove > 0 {
-            frag.remove_range(txn, at as u32, remove as u32);
+        let at = old
+            .clone()
+            .find_map(|b| live_index[b])
+            .unwrap_or_else(|| anchor(old.end));
+        for b in old {
+            if let Some(i) = live_index[b] {
+                deletes[i] = true;
+            }
         }
-        for (k, i) in insert.enumerate() {
-            yjs::insert_node(txn, &frag, (at + k) as u32, &wanted[i]);
-        }
-        changed = true;
+        inserts.extend(new.map(|n| (at, n)));
     }
-    changed
+    if inserts.is_empty() && !deletes.contains(&true) {
+        return false;
+    }
+    // From the end, so that earlier positions stay valid.
+    for pos in (0..=current.len()).rev() {
+        if pos < current.len() && deletes[pos] {
+            frag.remove_range(txn, pos as u32, 1);
+        }
+        for &(_, n) in inserts.iter().filter(|(at, _)| *at == pos).rev() {
+            yjs::insert_node(txn, &frag, pos as u32, &wanted[n]);
+        }
+    }
+    true
 }
 
 /// The encoded state of a document (a v1 update from nothing), as versions store it.

@@ -91,14 +91,23 @@ fn children(node: &Value, path: &str, kind: Kind, depth: usize, count: &mut usiz
             return Err(Invalid::new(format!("{p}.type"), "every node needs a string `type`"));
         };
         let allowed = match kind {
-            Kind::Blocks => TEXTBLOCKS.contains(&name) || CONTAINERS.contains(&name) && name != "listItem" || LEAF_BLOCKS.contains(&name),
+            Kind::Blocks => {
+                TEXTBLOCKS.contains(&name)
+                    || CONTAINERS.contains(&name) && name != "listItem"
+                    || LEAF_BLOCKS.contains(&name)
+            }
             // TipTap's image is a block; an inline one would be dropped by the editor.
             Kind::Inline => INLINE.contains(&name),
             Kind::Code => name == "text",
             Kind::ListItems => name == "listItem",
         };
         if !allowed {
-            let known = TEXTBLOCKS.iter().chain(CONTAINERS).chain(LEAF_BLOCKS).chain(INLINE).any(|n| *n == name);
+            let known = TEXTBLOCKS
+                .iter()
+                .chain(CONTAINERS)
+                .chain(LEAF_BLOCKS)
+                .chain(INLINE)
+                .any(|n| *n == name);
             let message = if known {
                 format!("`{name}` is not allowed here")
             } else {
@@ -119,13 +128,20 @@ fn children(node: &Value, path: &str, kind: Kind, depth: usize, count: &mut usiz
         // and list items that do not start with a paragraph.
         let first = child["content"].get(0);
         if CONTAINERS.contains(&name) && first.is_none() {
-            return Err(Invalid::new(format!("{p}.content"), format!("`{name}` needs at least one child")));
+            return Err(Invalid::new(
+                format!("{p}.content"),
+                format!("`{name}` needs at least one child"),
+            ));
         }
         if name == "listItem" && first.is_some_and(|f| f["type"] != "paragraph") {
-            return Err(Invalid::new(format!("{p}.content[0]"), "a list item starts with a paragraph"));
+            return Err(Invalid::new(
+                format!("{p}.content[0]"),
+                "a list item starts with a paragraph",
+            ));
         }
         match name {
-            "text" | "codeBlock" | "paragraph" | "heading" | "bulletList" | "orderedList" | "blockquote" | "listItem" => {}
+            "text" | "codeBlock" | "paragraph" | "heading" | "bulletList" | "orderedList" | "blockquote"
+            | "listItem" => {}
             _ => {
                 if child.get("content").is_some_and(|c| !c.is_null()) {
                     return Err(Invalid::new(format!("{p}.content"), format!("`{name}` has no content")));
@@ -139,7 +155,12 @@ fn children(node: &Value, path: &str, kind: Kind, depth: usize, count: &mut usiz
 fn text(node: &Value, path: &str, kind: Kind) -> Result<(), Invalid> {
     match node["text"].as_str() {
         Some(t) if !t.is_empty() => {}
-        _ => return Err(Invalid::new(format!("{path}.text"), "a text node needs non-empty `text`")),
+        _ => {
+            return Err(Invalid::new(
+                format!("{path}.text"),
+                "a text node needs non-empty `text`",
+            ));
+        }
     }
     let marks = match node.get("marks") {
         None | Some(Value::Null) => return Ok(()),
@@ -147,7 +168,10 @@ fn text(node: &Value, path: &str, kind: Kind) -> Result<(), Invalid> {
         Some(_) => return Err(Invalid::new(format!("{path}.marks"), "must be an array of marks")),
     };
     if kind == Kind::Code && !marks.is_empty() {
-        return Err(Invalid::new(format!("{path}.marks"), "text in a code block has no marks"));
+        return Err(Invalid::new(
+            format!("{path}.marks"),
+            "text in a code block has no marks",
+        ));
     }
     for (i, mark) in marks.iter().enumerate() {
         let p = format!("{path}.marks[{i}]");
@@ -219,7 +243,10 @@ fn attrs(node: &Value, name: &str, path: &str) -> Result<(), Invalid> {
 fn scalars(attrs: &Value, path: &str) -> Result<(), Invalid> {
     for (k, v) in attrs.as_object().into_iter().flatten() {
         if v.is_object() || v.is_array() {
-            return Err(Invalid::new(format!("{path}.attrs.{k}"), "attribute values must be plain values"));
+            return Err(Invalid::new(
+                format!("{path}.attrs.{k}"),
+                "attribute values must be plain values",
+            ));
         }
     }
     Ok(())

@@ -12,12 +12,12 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use yrs::types::Attrs;
+use yrs::types::Delta;
 use yrs::types::text::YChange;
 use yrs::types::xml::{XmlDeltaPrelim, XmlIn};
-use yrs::types::Delta;
 use yrs::{
-    Any, Doc, In, Out, ReadTxn, Text, Transact, TransactionMut, Xml, XmlElementPrelim, XmlElementRef, XmlFragment, XmlFragmentRef,
-    XmlOut, XmlTextRef,
+    Any, Doc, In, Out, ReadTxn, Text, Transact, TransactionMut, Xml, XmlElementPrelim, XmlElementRef, XmlFragment,
+    XmlFragmentRef, XmlOut, XmlTextRef,
 };
 
 use super::FRAGMENT;
@@ -74,7 +74,9 @@ fn element_json<T: ReadTxn>(txn: &T, el: &XmlElementRef) -> Value {
 fn text_nodes<T: ReadTxn>(txn: &T, text: &XmlTextRef) -> Vec<Value> {
     let mut out = Vec::new();
     for chunk in text.diff(txn, YChange::identity) {
-        let Out::Any(Any::String(s)) = chunk.insert else { continue };
+        let Out::Any(Any::String(s)) = chunk.insert else {
+            continue;
+        };
         if s.is_empty() {
             continue;
         }
@@ -92,7 +94,11 @@ fn text_nodes<T: ReadTxn>(txn: &T, text: &XmlTextRef) -> Vec<Value> {
             };
             marks.push((name, mark));
         }
-        marks.sort_by(|a, b| schema::mark_rank(&a.0).cmp(&schema::mark_rank(&b.0)).then(a.0.cmp(&b.0)));
+        marks.sort_by(|a, b| {
+            schema::mark_rank(&a.0)
+                .cmp(&schema::mark_rank(&b.0))
+                .then(a.0.cmp(&b.0))
+        });
         let mut t = json!({ "type": "text", "text": &*s });
         if !marks.is_empty() {
             t["marks"] = Value::Array(marks.into_iter().map(|(_, m)| m).collect());

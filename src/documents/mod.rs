@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::auth::policy::{self, Access, Grant};
+use crate::bus::{DocumentChange, Events};
 use crate::error::{Error, Result};
 use crate::store::{DocumentPage, ListQuery, MetadataChange, OrderField, Store, UpdateOutcome};
 
@@ -175,6 +176,7 @@ pub async fn list(store: &Store, who: &Principal, args: ListArgs) -> Result<Docu
 /// Applies `patch` if `lock_version` is still current.
 pub async fn update(
     store: &Store,
+    events: &Events,
     who: &Principal,
     id: Uuid,
     lock_version: i64,
@@ -182,6 +184,9 @@ pub async fn update(
 ) -> Result<Document> {
     let current = get(store, who, id).await?;
     policy::require(who, current.access, Access::Write)?;
+    if let Some(to) = patch.status {
+        policy::require_status_change(who, current.access, current.doc.status, to)?;
+    }
     let title = patch.title.as_deref().map(validate_title).transpose()?;
     if let Some(slug) = &patch.slug {
         validate_slug(slug)?;
@@ -192,7 +197,10 @@ pub async fn update(
         status: patch.status,
     };
     match store.update_document(id, lock_version, &change).await? {
-        UpdateOutcome::Updated(doc) => Ok(doc),
+        UpdateOutcome::Updated(doc) => {
+            events.document_changed(id, DocumentChange::Metadata);
+            Ok(doc)
+        }
         UpdateOutcome::Stale(doc) => Err(Error::Conflict {
             message: format!(
                 "document was changed by someone else (lockVersion {lock_version} is stale, current is {})",
@@ -205,12 +213,13 @@ pub async fn update(
     }
 }
 
-pub async fn delete(store: &Store, who: &Principal, id: Uuid) -> Result<()> {
+pub async fn delete(store: &Store, events: &Events, who: &Principal, id: Uuid) -> Result<()> {
     let current = get(store, who, id).await?;
     policy::require(who, current.access, Access::Manage)?;
     if !store.delete_document(id).await? {
         return Err(Error::NotFound("document"));
     }
+    events.document_changed(id, DocumentChange::Deleted);
     Ok(())
 }
 

@@ -10,7 +10,9 @@ use crate::auth::{self, Principal, TokenScope};
 use crate::config::Config;
 use crate::documents::{self, DocumentPatch, ListArgs, NewDocument};
 use crate::error::Error;
+use crate::publishing::{self, Key};
 use crate::rest::session_cookie;
+use crate::versions;
 
 pub type VellumSchema = Schema<Query, Mutation, super::subscription::Subscription>;
 
@@ -31,6 +33,12 @@ pub(super) fn parse_id(id: &ID, field: &str) -> Result<Uuid> {
     Uuid::parse_str(id.as_str()).map_err(|_| gql(Error::validation(field, "not a valid id")))
 }
 
+pub(super) fn parse_version_id(id: &ID, field: &str) -> Result<i64> {
+    id.as_str()
+        .parse::<i64>()
+        .map_err(|_| gql(Error::validation(field, "not a valid version id")))
+}
+
 pub struct Query;
 
 #[Object]
@@ -40,15 +48,62 @@ impl Query {
         caller(ctx).user().cloned().map(User::own)
     }
 
-    /// One document by id or slug.
-    async fn document(&self, ctx: &Context<'_>, id: Option<ID>, slug: Option<String>) -> Result<Document> {
+    /// One document by id or slug. Frontends get the published view: the title and
+    /// body as last published, readable without access to the document (anonymously
+    /// when the server allows it). `draft: true` gives the live document instead, to
+    /// callers who may read it.
+    async fn document(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        slug: Option<String>,
+        #[graphql(desc = "The live document instead of the published one (needs read access).")] draft: Option<bool>,
+    ) -> Result<Document> {
+        let draft = draft.unwrap_or(false);
         let (st, who) = (state(ctx), caller(ctx));
-        let found = match (id, slug) {
-            (Some(id), None) => documents::get(&st.store, who, parse_id(&id, "id")?).await,
-            (None, Some(slug)) => documents::get_by_slug(&st.store, who, &slug).await,
-            _ => Err(Error::validation("id", "give exactly one of id and slug")),
+        let key = match (&id, &slug) {
+            (Some(id), None) => Key::Id(parse_id(id, "id")?),
+            (None, Some(slug)) => Key::Slug(slug),
+            _ => return Err(gql(Error::validation("id", "give exactly one of id and slug"))),
         };
-        Ok(Document(found.map_err(gql)?.doc))
+        Ok(publishing::read(st, who, key, draft).await.map_err(gql)?.into())
+    }
+
+    /// A document's named versions, newest first.
+    #[graphql(complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
+    async fn versions(
+        &self,
+        ctx: &Context<'_>,
+        document_id: ID,
+        #[graphql(desc = "Page size, 1 to 100 (default 20).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<VersionConnection> {
+        let (st, who) = (state(ctx), caller(ctx));
+        let id = parse_id(&document_id, "documentId")?;
+        let (list, more) = versions::list(st, who, id, first.map(i64::from), after.as_deref())
+            .await
+            .map_err(gql)?;
+        Ok(VersionConnection::new(list, more))
+    }
+
+    /// One version, with its body in every format.
+    async fn version(&self, ctx: &Context<'_>, id: ID) -> Result<Version> {
+        let (st, who) = (state(ctx), caller(ctx));
+        Ok(Version(
+            versions::get(st, who, parse_version_id(&id, "id")?)
+                .await
+                .map_err(gql)?,
+        ))
+    }
+
+    /// Differences in plain text from version `from` to version `to`, or to the live
+    /// document when `to` is omitted.
+    async fn version_diff(&self, ctx: &Context<'_>, from: ID, to: Option<ID>) -> Result<VersionDiff> {
+        let (st, who) = (state(ctx), caller(ctx));
+        let from = parse_version_id(&from, "from")?;
+        let to = to.as_ref().map(|t| parse_version_id(t, "to")).transpose()?;
+        let (lines, words) = versions::diff(st, who, from, to).await.map_err(gql)?;
+        Ok(VersionDiff::new(lines, words))
     }
 
     /// Documents the caller may read, newest change first unless `orderBy` says otherwise.
@@ -139,7 +194,7 @@ impl Mutation {
             title: input.title,
             slug: input.slug,
         };
-        Ok(Document(documents::create(&st.store, who, new).await.map_err(gql)?))
+        Ok(documents::create(&st.store, who, new).await.map_err(gql)?.into())
     }
 
     /// Changes metadata if `lockVersion` is still current; otherwise fails with
@@ -159,17 +214,78 @@ impl Mutation {
             slug: input.slug,
             status: input.status,
         };
-        let doc = documents::update(&st.store, who, id, lock_version, patch)
+        let doc = documents::update(&st.store, &st.collab.events(), who, id, lock_version, patch)
             .await
             .map_err(gql)?;
-        Ok(Document(doc))
+        Ok(doc.into())
+    }
+
+    /// Saves the document's current content as a named version.
+    async fn save_version(&self, ctx: &Context<'_>, document_id: ID, label: String) -> Result<Version> {
+        let (st, who) = (state(ctx), caller(ctx));
+        writer(who)?;
+        let id = parse_id(&document_id, "documentId")?;
+        Ok(Version(versions::save(st, who, id, &label).await.map_err(gql)?))
+    }
+
+    /// Makes the live document's content equal to a version's, as a change every
+    /// connected editor sees at once (typing elsewhere merges), and records it as a
+    /// new version. Returns that new version.
+    async fn restore_version(&self, ctx: &Context<'_>, version_id: ID) -> Result<Version> {
+        let (st, who) = (state(ctx), caller(ctx));
+        writer(who)?;
+        let id = parse_version_id(&version_id, "versionId")?;
+        Ok(Version(versions::restore(st, who, id).await.map_err(gql)?))
+    }
+
+    /// Writes the body (HTML, Markdown or ProseMirror JSON) into the live document,
+    /// merged with live edits block by block: only top-level blocks that differ
+    /// change, so editors typing in other blocks keep their edits. Pass `base` (the
+    /// body you read, e.g. `document(draft: true) { body { json } }`) to apply only
+    /// what you changed from it: then edits made since your read survive even in
+    /// blocks you sent back as they were. Stored and broadcast like any edit before
+    /// this returns.
+    async fn set_body(
+        &self,
+        ctx: &Context<'_>,
+        document_id: ID,
+        input: BodyInput,
+        base: Option<BodyInput>,
+    ) -> Result<Document> {
+        let (st, who) = (state(ctx), caller(ctx));
+        writer(who)?;
+        let id = parse_id(&document_id, "documentId")?;
+        let input = input.into_input("input").map_err(gql)?;
+        let base = base.map(|b| b.into_input("base")).transpose().map_err(gql)?;
+        publishing::set_body(st, who, id, input, base).await.map_err(gql)?;
+        Ok(publishing::read(st, who, Key::Id(id), true).await.map_err(gql)?.into())
+    }
+
+    /// Saves a version of the live document and makes it the one readers get
+    /// (status PUBLISHED). Editors and admins only.
+    async fn publish(&self, ctx: &Context<'_>, document_id: ID, label: Option<String>) -> Result<Document> {
+        let (st, who) = (state(ctx), caller(ctx));
+        writer(who)?;
+        let id = parse_id(&document_id, "documentId")?;
+        Ok(publishing::publish(st, who, id, label.as_deref())
+            .await
+            .map_err(gql)?
+            .into())
+    }
+
+    /// Takes the document out of publication (status DRAFT). Editors and admins only.
+    async fn unpublish(&self, ctx: &Context<'_>, document_id: ID) -> Result<Document> {
+        let (st, who) = (state(ctx), caller(ctx));
+        writer(who)?;
+        let id = parse_id(&document_id, "documentId")?;
+        Ok(publishing::unpublish(st, who, id).await.map_err(gql)?.into())
     }
 
     /// Soft-deletes a document (owner or admin).
     async fn delete_document(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let (st, who) = (state(ctx), caller(ctx));
         writer(who)?;
-        documents::delete(&st.store, who, parse_id(&id, "id")?)
+        documents::delete(&st.store, &st.collab.events(), who, parse_id(&id, "id")?)
             .await
             .map_err(gql)?;
         Ok(id)

@@ -1,12 +1,16 @@
 //! GraphQL object types: thin views over the capability modules' structs.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::{caller, gql, state};
+use crate::auth::policy::Access;
 use crate::auth::{self, ApiToken, Role, TokenScope};
+use crate::content::{self, diff::DiffOp};
 use crate::documents::{self, DocStatus};
-use crate::store::OrderField;
+use crate::publishing::{self, Readable, View};
+use crate::store::{self, OrderField};
+use crate::versions;
 
 pub struct User {
     pub user: auth::User,
@@ -45,39 +49,303 @@ impl User {
     }
 }
 
-pub struct Document(pub documents::Document);
+/// A document as one query shows it: the published view (title and body as
+/// published) or the live one (`document(…, draft: true)`, lists and mutations).
+pub struct Document {
+    pub doc: documents::Document,
+    pub view: View,
+    /// The caller's access, when the resolver that produced this already knows it.
+    pub access: Option<Access>,
+}
+
+impl From<documents::Document> for Document {
+    fn from(doc: documents::Document) -> Self {
+        Self {
+            doc,
+            view: View::Live,
+            access: None,
+        }
+    }
+}
+
+impl From<Readable> for Document {
+    fn from(r: Readable) -> Self {
+        Self {
+            doc: r.doc,
+            view: r.view,
+            access: Some(r.access),
+        }
+    }
+}
+
+/// What the caller may do with a document.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentAccess {
+    /// Only its published content.
+    None,
+    Read,
+    Write,
+    /// Also delete and share.
+    Manage,
+}
+
+impl From<Access> for DocumentAccess {
+    fn from(a: Access) -> Self {
+        match a {
+            Access::None => DocumentAccess::None,
+            Access::Read => DocumentAccess::Read,
+            Access::Write => DocumentAccess::Write,
+            Access::Manage => DocumentAccess::Manage,
+        }
+    }
+}
 
 #[Object]
 impl Document {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.doc.id.to_string())
     }
-    async fn title(&self) -> &str {
-        &self.0.title
+    /// The published title in the published view (the live title when nothing is
+    /// published); the live title otherwise.
+    async fn title(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        if self.view == View::Published
+            && let Some(v) = publishing::published_version(state(ctx), &self.doc)
+                .await
+                .map_err(gql)?
+        {
+            return Ok(v.title);
+        }
+        Ok(self.doc.title.clone())
     }
     async fn slug(&self) -> &str {
-        &self.0.slug
+        &self.doc.slug
     }
     async fn status(&self) -> DocStatus {
-        self.0.status
+        self.doc.status
     }
     /// Bumped by every metadata write; pass it back to `updateDocument`.
     async fn lock_version(&self) -> i64 {
-        self.0.lock_version
+        self.doc.lock_version
     }
     async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        let owner = state(ctx).store.user_by_id(self.0.owner_id).await.map_err(gql)?;
+        let owner = state(ctx).store.user_by_id(self.doc.owner_id).await.map_err(gql)?;
         Ok(owner.map(User::new))
     }
     async fn published_version_id(&self) -> Option<ID> {
-        self.0.published_version_id.map(|v| ID(v.to_string()))
+        self.doc.published_version_id.map(|v| ID(v.to_string()))
+    }
+    /// The version readers get, while the document is published.
+    async fn published_version(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Version>> {
+        let v = publishing::published_version(state(ctx), &self.doc)
+            .await
+            .map_err(gql)?;
+        Ok(v.map(Version))
+    }
+    /// The body: the published version's in the published view (null when nothing is
+    /// published), the live document's with `draft: true`.
+    async fn body(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Body>> {
+        let st = state(ctx);
+        let r = Readable {
+            doc: self.doc.clone(),
+            access: self.access.unwrap_or(Access::None),
+            view: self.view,
+        };
+        Ok(publishing::body(st, &r).await.map_err(gql)?.map(Body))
+    }
+    /// What the caller may do with this document.
+    async fn my_access(&self, ctx: &Context<'_>) -> async_graphql::Result<DocumentAccess> {
+        if let Some(a) = self.access {
+            return Ok(a.into());
+        }
+        let who = caller(ctx);
+        let found = state(ctx)
+            .store
+            .document_by_id(self.doc.id, who.user().map(|u| u.id))
+            .await
+            .map_err(gql)?;
+        let access = found.map_or(Access::None, |(d, g)| auth::policy::document_access(who, d.owner_id, g));
+        Ok(access.into())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.doc.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.doc.updated_at
+    }
+}
+
+/// A body in every format.
+pub struct Body(pub content::Body);
+
+#[Object]
+impl Body {
+    /// Sanitized HTML.
+    async fn html(&self) -> String {
+        self.0.html()
+    }
+    /// CommonMark (underline as `<u>`).
+    async fn markdown(&self) -> String {
+        self.0.markdown()
+    }
+    /// ProseMirror JSON, as TipTap's `getJSON()` gives it.
+    async fn json(&self) -> Json<serde_json::Value> {
+        Json(self.0.json().clone())
+    }
+    /// Plain text, blocks separated by a blank line.
+    async fn text(&self) -> String {
+        self.0.text()
+    }
+}
+
+/// A body given to `setBody`: exactly one of the formats.
+#[derive(InputObject)]
+pub struct BodyInput {
+    pub html: Option<String>,
+    pub markdown: Option<String>,
+    pub json: Option<Json<serde_json::Value>>,
+}
+
+impl BodyInput {
+    pub fn into_input(self, field: &str) -> Result<content::BodyInput, crate::error::Error> {
+        match (self.html, self.markdown, self.json) {
+            (Some(h), None, None) => Ok(content::BodyInput::Html(h)),
+            (None, Some(m), None) => Ok(content::BodyInput::Markdown(m)),
+            (None, None, Some(j)) => Ok(content::BodyInput::Json(j.0)),
+            _ => Err(crate::error::Error::validation(
+                field,
+                "give exactly one of html, markdown and json",
+            )),
+        }
+    }
+}
+
+/// A named version of a document.
+pub struct Version(pub store::Version);
+
+#[Object]
+impl Version {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn document_id(&self) -> ID {
+        ID(self.0.document_id.to_string())
+    }
+    /// 1, 2, 3… within the document.
+    async fn number(&self) -> i64 {
+        self.0.number
+    }
+    async fn label(&self) -> &str {
+        &self.0.label
+    }
+    /// The document's title when the version was saved.
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn author(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
+        let Some(id) = self.0.author_id else { return Ok(None) };
+        Ok(state(ctx).store.user_by_id(id).await.map_err(gql)?.map(User::new))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
+    /// For a version that records a restore: the number of the version restored.
+    async fn restored_from(&self) -> Option<i64> {
+        self.0.restored_from
     }
+    /// Whether this is the version readers get now.
+    async fn published(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        let found = state(ctx)
+            .store
+            .document_by_id(self.0.document_id, None)
+            .await
+            .map_err(gql)?;
+        Ok(found.is_some_and(|(d, _)| publishing::is_public(&d) && d.published_version_id == Some(self.0.id)))
+    }
+    /// Plain text at that moment.
+    async fn text(&self) -> &str {
+        &self.0.text
+    }
+    async fn body(&self, ctx: &Context<'_>) -> async_graphql::Result<Body> {
+        Ok(Body(versions::body(state(ctx), self.0.id).await.map_err(gql)?))
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct VersionEdge {
+    pub cursor: String,
+    pub node: Version,
+}
+
+#[derive(SimpleObject)]
+pub struct VersionConnection {
+    pub edges: Vec<VersionEdge>,
+    pub page_info: PageInfo,
+}
+
+impl VersionConnection {
+    pub fn new(versions: Vec<store::Version>, has_next_page: bool) -> Self {
+        let edges: Vec<VersionEdge> = versions
+            .into_iter()
+            .map(|v| VersionEdge {
+                cursor: v.number.to_string(),
+                node: Version(v),
+            })
+            .collect();
+        let end_cursor = edges.last().map(|e| e.cursor.clone());
+        Self {
+            edges,
+            page_info: PageInfo {
+                has_next_page,
+                end_cursor,
+            },
+        }
+    }
+}
+
+/// A run of equal, inserted or deleted text.
+#[derive(SimpleObject)]
+pub struct DiffPart {
+    pub op: DiffOp,
+    pub text: String,
+}
+
+/// Plain-text differences between two versions (or a version and the live document).
+#[derive(SimpleObject)]
+pub struct VersionDiff {
+    /// Whole lines: for a side-by-side or line view.
+    pub lines: Vec<DiffPart>,
+    /// Words and the spaces between them: for an inline view.
+    pub words: Vec<DiffPart>,
+}
+
+impl VersionDiff {
+    pub fn new(lines: Vec<content::diff::DiffPart>, words: Vec<content::diff::DiffPart>) -> Self {
+        let map = |parts: Vec<content::diff::DiffPart>| {
+            parts.into_iter().map(|p| DiffPart { op: p.op, text: p.text }).collect()
+        };
+        Self {
+            lines: map(lines),
+            words: map(words),
+        }
+    }
+}
+
+/// What happened, for `documentChanged`.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentChangeKind {
+    Metadata,
+    /// The body changed (edits are coalesced to a few events per second).
+    Content,
+    Published,
+    Unpublished,
+    Deleted,
+}
+
+#[derive(SimpleObject)]
+pub struct DocumentChangeEvent {
+    pub kind: DocumentChangeKind,
+    /// The document after the change (live view).
+    pub document: Document,
 }
 
 #[derive(SimpleObject)]
@@ -140,7 +408,7 @@ impl DocumentConnection {
             .into_iter()
             .map(|d| DocumentEdge {
                 cursor: documents::encode_cursor(order, &d),
-                node: Document(d),
+                node: Document::from(d),
             })
             .collect();
         let end_cursor = edges.last().map(|e| e.cursor.clone());

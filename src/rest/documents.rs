@@ -131,14 +131,14 @@ pub async fn update(
         status: b.status,
     };
     Ok(Json(
-        documents::update(&app.store, &who, id, b.lock_version, patch).await?,
+        documents::update(&app.store, &app.collab.events(), &who, id, b.lock_version, patch).await?,
     ))
 }
 
 pub async fn delete(State(app): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> Result<StatusCode> {
     let id = parse_id(&id)?;
     who.require_writer()?;
-    documents::delete(&app.store, &who, id).await?;
+    documents::delete(&app.store, &app.collab.events(), &who, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

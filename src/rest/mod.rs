@@ -2,15 +2,17 @@
 //! `/api/openapi.json`. Thin: handlers call `auth` and `documents`.
 
 mod auth;
+mod content;
 mod documents;
 mod openapi;
+mod versions;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::FromRequest;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, Request, StatusCode, header};
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use serde::de::DeserializeOwned;
 
 use crate::auth::Principal;
@@ -31,6 +33,15 @@ pub fn router() -> Router<AppState> {
         )
         .route("/documents/by-slug/{slug}", get(documents::get_by_slug))
         .route("/documents/{id}/access", patch(documents::share))
+        .route("/documents/{id}/versions", get(versions::list).post(versions::save))
+        .route("/documents/{id}/versions/{number}", get(versions::get))
+        .route("/documents/{id}/versions/{number}/diff", get(versions::diff))
+        .route("/documents/{id}/restore/{number}", post(versions::restore))
+        .route("/documents/{id}/body", put(versions::set_body))
+        .route("/documents/{id}/publish", post(versions::publish))
+        .route("/documents/{id}/unpublish", post(versions::unpublish))
+        .route("/content/{id}", get(content::by_id))
+        .route("/content/by-slug/{slug}", get(content::by_slug))
         .route("/openapi.json", get(openapi::spec))
         .fallback(|| async { Error::NotFound("endpoint") })
 }

@@ -27,6 +27,8 @@ fn json_ok(description: &str, schema: &str) -> Value {
 pub fn document() -> Value {
     let id_param =
         json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } });
+    let number_param =
+        json!({ "name": "number", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } });
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -82,6 +84,42 @@ pub fn document() -> Value {
                 "Share": { "type": "object", "additionalProperties": false, "required": ["userEmail"], "properties": {
                     "userEmail": { "type": "string" }, "role": { "type": ["string", "null"], "enum": ["editor", "viewer", null] }
                 } },
+                "Body": { "type": "object", "description": "A document body in every format.", "properties": {
+                    "html": { "type": "string", "description": "Sanitized HTML" },
+                    "markdown": { "type": "string", "description": "CommonMark (underline as <u>)" },
+                    "json": { "type": "object", "description": "ProseMirror JSON (TipTap getJSON)" },
+                    "text": { "type": "string", "description": "Plain text, blocks separated by a blank line" }
+                } },
+                "BodyInput": { "type": "object", "additionalProperties": false, "minProperties": 1,
+                    "description": "Exactly one of the formats. Only top-level blocks that differ from the live body change.",
+                    "properties": { "html": { "type": "string" }, "markdown": { "type": "string" }, "json": { "type": "object" },
+                        "base": { "type": "object", "description": "The body you read and edited (one format): only your changes from it are applied, so edits made since survive",
+                            "properties": { "html": { "type": "string" }, "markdown": { "type": "string" }, "json": { "type": "object" } } } } },
+                "Version": { "type": "object", "properties": {
+                    "id": { "type": "integer" }, "documentId": { "type": "string", "format": "uuid" },
+                    "number": { "type": "integer", "description": "1, 2, 3… within the document; used in paths" },
+                    "label": { "type": "string" }, "authorId": { "type": ["string", "null"], "format": "uuid" },
+                    "title": { "type": "string" }, "restoredFrom": { "type": ["integer", "null"], "description": "For a restore: the number restored" },
+                    "createdAt": { "type": "string", "format": "date-time" }
+                } },
+                "VersionWithBody": { "allOf": [{ "$ref": "#/components/schemas/Version" }, { "type": "object", "properties": { "body": { "$ref": "#/components/schemas/Body" } } }] },
+                "VersionPage": { "type": "object", "properties": {
+                    "items": { "type": "array", "items": { "$ref": "#/components/schemas/Version" } },
+                    "pageInfo": { "type": "object", "properties": { "hasNextPage": { "type": "boolean" }, "endCursor": { "type": ["string", "null"] } } }
+                } },
+                "SaveVersion": { "type": "object", "additionalProperties": false, "required": ["label"], "properties": { "label": { "type": "string", "maxLength": 200 } } },
+                "Publish": { "type": "object", "additionalProperties": false, "properties": { "label": { "type": "string", "maxLength": 200 } } },
+                "DiffPart": { "type": "object", "properties": { "op": { "type": "string", "enum": ["equal", "insert", "delete"] }, "text": { "type": "string" } } },
+                "Diff": { "type": "object", "properties": {
+                    "lines": { "type": "array", "items": { "$ref": "#/components/schemas/DiffPart" } },
+                    "words": { "type": "array", "items": { "$ref": "#/components/schemas/DiffPart" } }
+                } },
+                "Content": { "type": "object", "description": "A document as a frontend reads it.", "properties": {
+                    "id": { "type": "string", "format": "uuid" }, "slug": { "type": "string" }, "title": { "type": "string" },
+                    "status": { "$ref": "#/components/schemas/Status" }, "draft": { "type": "boolean" },
+                    "version": { "type": ["object", "null"], "description": "The published version (null for drafts)" },
+                    "updatedAt": { "type": "string", "format": "date-time" }, "body": { "$ref": "#/components/schemas/Body" }
+                } },
                 "DocumentPage": { "type": "object", "properties": {
                     "items": { "type": "array", "items": { "$ref": "#/components/schemas/Document" } },
                     "pageInfo": { "type": "object", "properties": { "hasNextPage": { "type": "boolean" }, "endCursor": { "type": ["string", "null"] } } }
@@ -134,6 +172,58 @@ pub fn document() -> Value {
                 "parameters": [id_param],
                 "summary": "Share a document with a user, or remove the grant with role null (owner or admin)",
                 "requestBody": json_body("Share"), "responses": { "204": { "description": "Done" }, "422": error_response("Unknown user") }
+            } },
+            "/api/documents/{id}/versions": {
+                "parameters": [id_param],
+                "get": { "summary": "Named versions, newest first",
+                    "parameters": [
+                        { "name": "first", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 100, "default": 20 } },
+                        { "name": "after", "in": "query", "schema": { "type": "string" }, "description": "pageInfo.endCursor of the previous page" }
+                    ],
+                    "responses": { "200": json_ok("A page", "VersionPage"), "404": error_response("No such document") } },
+                "post": { "summary": "Save the current content as a named version", "requestBody": json_body("SaveVersion"),
+                    "responses": { "201": json_ok("Saved", "Version"), "403": error_response("Read-only access"), "422": error_response("Invalid label") } }
+            },
+            "/api/documents/{id}/versions/{number}": { "get": {
+                "parameters": [id_param, number_param],
+                "summary": "One version with its body", "responses": { "200": json_ok("The version", "VersionWithBody"), "404": error_response("No such version") }
+            } },
+            "/api/documents/{id}/versions/{number}/diff": { "get": {
+                "parameters": [id_param, number_param, { "name": "to", "in": "query", "schema": { "type": "integer" }, "description": "Another version number; omitted: the live document" }],
+                "summary": "Plain-text diff by lines and by words", "responses": { "200": json_ok("The diff", "Diff"), "404": error_response("No such version") }
+            } },
+            "/api/documents/{id}/restore/{number}": { "post": {
+                "parameters": [id_param, number_param],
+                "summary": "Restore a version into the live document (a CRDT change every editor sees) and record it as a new version",
+                "responses": { "201": json_ok("The new version recording the restore", "Version"), "403": error_response("Read-only access"), "404": error_response("No such version") }
+            } },
+            "/api/documents/{id}/body": { "put": {
+                "parameters": [id_param],
+                "summary": "Write the live body; only top-level blocks that differ change, merged with live edits",
+                "requestBody": json_body("BodyInput"),
+                "responses": { "200": { "description": "The body now", "content": { "application/json": { "schema": { "type": "object", "properties": { "body": { "$ref": "#/components/schemas/Body" } } } } } },
+                    "422": error_response("Invalid content; `field` is the JSON path"), "403": error_response("Read-only access") }
+            } },
+            "/api/documents/{id}/publish": { "post": {
+                "parameters": [id_param],
+                "summary": "Save a version and make it the published one (editors and admins)",
+                "requestBody": { "required": false, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Publish" } } } },
+                "responses": { "200": json_ok("Published", "Document"), "403": error_response("Not a publisher") }
+            } },
+            "/api/documents/{id}/unpublish": { "post": {
+                "parameters": [id_param],
+                "summary": "Take the document out of publication (editors and admins)",
+                "responses": { "200": json_ok("Unpublished (status draft)", "Document"), "403": error_response("Not a publisher") }
+            } },
+            "/api/content/{id}": { "get": {
+                "parameters": [id_param, { "name": "draft", "in": "query", "schema": { "type": "boolean", "default": false }, "description": "The live document instead (needs read access)" }],
+                "summary": "Published content by id (anonymous when the server allows it)", "security": [{}, { "bearer": [] }, { "cookie": [] }],
+                "responses": { "200": json_ok("The content", "Content"), "404": error_response("Not published, or no such document"), "401": error_response("Anonymous reading is off") }
+            } },
+            "/api/content/by-slug/{slug}": { "get": {
+                "parameters": [{ "name": "slug", "in": "path", "required": true, "schema": { "type": "string" } }, { "name": "draft", "in": "query", "schema": { "type": "boolean", "default": false } }],
+                "summary": "Published content by slug", "security": [{}, { "bearer": [] }, { "cookie": [] }],
+                "responses": { "200": json_ok("The content", "Content"), "404": error_response("Not published, or no such document") }
             } },
             "/api/openapi.json": { "get": { "summary": "This description", "security": [], "responses": { "200": { "description": "OpenAPI 3.1" } } } }
         }

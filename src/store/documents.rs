@@ -235,6 +235,12 @@ impl Store {
         }
     }
 
+    /// A document whether or not it was deleted (for telling subscribers it is gone).
+    pub async fn deleted_document(&self, id: Uuid) -> anyhow::Result<Option<Document>> {
+        let sql = format!("select {DOC_COLUMNS} from documents d where d.id = $1");
+        Ok(on_db!(self, p => sqlx::query_as::<_, Document>(&sql).bind(id).fetch_optional(p).await)?)
+    }
+
     /// Soft-deletes a live document; false when there was none.
     pub async fn delete_document(&self, id: Uuid) -> anyhow::Result<bool> {
         let sql = "update documents

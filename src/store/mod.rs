@@ -10,9 +10,11 @@ mod collab;
 mod documents;
 mod tokens;
 mod users;
+mod versions;
 
 pub use collab::{NewUpdate, SessionRow, StoredState};
 pub use documents::{CursorKey, DocumentPage, ListQuery, MetadataChange, OrderField, UpdateOutcome};
+pub use versions::{NewVersion, Version};
 
 use std::str::FromStr;
 use std::time::Duration;

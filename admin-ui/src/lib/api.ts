@@ -7,7 +7,8 @@ import { ApiError, fromGraphQLError } from './errors'
 
 export type Role = 'ADMIN' | 'EDITOR' | 'AUTHOR' | 'VIEWER'
 export type DocStatus = 'DRAFT' | 'IN_REVIEW' | 'PUBLISHED' | 'ARCHIVED'
-export type Access = 'READ' | 'WRITE' | 'MANAGE'
+/** NONE: only the published content is readable. */
+export type Access = 'NONE' | 'READ' | 'WRITE' | 'MANAGE'
 export type Grant = 'EDITOR' | 'VIEWER' | 'NONE'
 
 export const STATUSES: DocStatus[] = ['DRAFT', 'IN_REVIEW', 'PUBLISHED', 'ARCHIVED']
@@ -128,7 +129,12 @@ export async function listDocuments (status: DocStatus | null, after: string | n
 }
 
 export async function getDocument (id: string): Promise<DocMeta> {
-  return (await gql<{ document: DocMeta }>(`query($id: ID) { document(id: $id) { ${await docFields()} } }`, { id })).document
+  // draft: the live document (the default view is the published one, for frontends)
+  const caps = await capabilities()
+  const q = caps.myAccess
+    ? `query($id: ID) { document(id: $id, draft: true) { ${await docFields()} } }`
+    : `query($id: ID) { document(id: $id) { ${await docFields()} } }`
+  return (await gql<{ document: DocMeta }>(q, { id })).document
 }
 
 export async function createDocument (title: string): Promise<DocMeta> {

@@ -61,7 +61,12 @@ export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
       return
     }
     Promise.all([api.getDocument(id), api.capabilities()])
-      .then(([d, c]) => { if (!stale) { setMeta(d); setCaps(c) } })
+      .then(([d, c]) => {
+        if (stale) return
+        if (d.myAccess === 'NONE') { setLoadError('This document is not shared with you; only its published version is public.'); return }
+        setMeta(d)
+        setCaps(c)
+      })
       .catch((e) => {
         if (stale) return
         const c = cachedMeta(id)

@@ -1,0 +1,205 @@
+//! `/api/documents/{id}/versions*`, restore, body, publish: versions and publishing
+//! for simple clients. Versions are addressed by their number within the document.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{Caller, JsonBody};
+use crate::content::{self, Body};
+use crate::documents::Document;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+use crate::store::Version;
+use crate::{publishing, versions};
+
+fn parse_id(id: &str) -> Result<Uuid> {
+    Uuid::parse_str(id).map_err(|_| Error::validation("id", "not a valid document id"))
+}
+
+fn parse_number(n: &str) -> Result<i64> {
+    n.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Error::validation("version", "not a version number"))
+}
+
+pub fn body_json(body: &Body) -> Value {
+    json!({ "html": body.html(), "markdown": body.markdown(), "json": body.json(), "text": body.text() })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    first: Option<i64>,
+    after: Option<String>,
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Value>> {
+    let Query(p) = params.map_err(|e| Error::validation("query", e.body_text()))?;
+    let (items, more) = versions::list(&app, &who, parse_id(&id)?, p.first, p.after.as_deref()).await?;
+    let end_cursor = items.last().map(|v| v.number.to_string());
+    Ok(Json(json!({
+        "items": items,
+        "pageInfo": { "hasNextPage": more, "endCursor": end_cursor },
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaveBody {
+    label: String,
+}
+
+pub async fn save(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<SaveBody>,
+) -> Result<(StatusCode, Json<Version>)> {
+    let id = parse_id(&id)?;
+    who.require_writer()?;
+    Ok((
+        StatusCode::CREATED,
+        Json(versions::save(&app, &who, id, &b.label).await?),
+    ))
+}
+
+/// One version with its body in every format.
+pub async fn get(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path((id, number)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    let v = versions::get_by_number(&app, &who, parse_id(&id)?, parse_number(&number)?).await?;
+    let body = versions::body(&app, v.id).await?;
+    let mut out = serde_json::to_value(&v).map_err(anyhow::Error::from)?;
+    out["body"] = body_json(&body);
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffParams {
+    /// Another version number; omitted: the live document.
+    to: Option<String>,
+}
+
+pub async fn diff(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path((id, number)): Path<(String, String)>,
+    params: Result<Query<DiffParams>, QueryRejection>,
+) -> Result<Json<Value>> {
+    let Query(p) = params.map_err(|e| Error::validation("query", e.body_text()))?;
+    let id = parse_id(&id)?;
+    let from = versions::get_by_number(&app, &who, id, parse_number(&number)?).await?;
+    let to = match p.to.as_deref() {
+        Some(n) => Some(versions::get_by_number(&app, &who, id, parse_number(n)?).await?.id),
+        None => None,
+    };
+    let (lines, words) = versions::diff(&app, &who, from.id, to).await?;
+    Ok(Json(json!({ "lines": lines, "words": words })))
+}
+
+pub async fn restore(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path((id, number)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Version>)> {
+    who.require_writer()?;
+    let v = versions::get_by_number(&app, &who, parse_id(&id)?, parse_number(&number)?).await?;
+    Ok((StatusCode::CREATED, Json(versions::restore(&app, &who, v.id).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodyPayload {
+    html: Option<String>,
+    markdown: Option<String>,
+    json: Option<Value>,
+    /// The body the caller read and edited: only its changes from it are applied.
+    base: Option<BaseBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseBody {
+    html: Option<String>,
+    markdown: Option<String>,
+    json: Option<Value>,
+}
+
+fn one_format(
+    html: Option<String>,
+    markdown: Option<String>,
+    json: Option<Value>,
+    field: &str,
+) -> Result<content::BodyInput> {
+    match (html, markdown, json) {
+        (Some(h), None, None) => Ok(content::BodyInput::Html(h)),
+        (None, Some(m), None) => Ok(content::BodyInput::Markdown(m)),
+        (None, None, Some(j)) => Ok(content::BodyInput::Json(j)),
+        _ => Err(Error::validation(field, "give exactly one of html, markdown and json")),
+    }
+}
+
+/// Writes the live body (exactly one of html, markdown, json).
+pub async fn set_body(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<BodyPayload>,
+) -> Result<Json<Value>> {
+    let id = parse_id(&id)?;
+    who.require_writer()?;
+    let input = one_format(b.html, b.markdown, b.json, "body")?;
+    let base = b
+        .base
+        .map(|x| one_format(x.html, x.markdown, x.json, "base"))
+        .transpose()?;
+    let body = publishing::set_body(&app, &who, id, input, base).await?;
+    Ok(Json(json!({ "body": body_json(&body) })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PublishBody {
+    label: Option<String>,
+}
+
+pub async fn publish(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Document>> {
+    let id = parse_id(&id)?;
+    who.require_writer()?;
+    // The body is optional: `{"label": "…"}` names the version publishing saves.
+    let label = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        super::parse_json::<PublishBody>(&body)?.label
+    };
+    Ok(Json(publishing::publish(&app, &who, id, label.as_deref()).await?))
+}
+
+pub async fn unpublish(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Document>> {
+    let id = parse_id(&id)?;
+    who.require_writer()?;
+    Ok(Json(publishing::unpublish(&app, &who, id).await?))
+}
