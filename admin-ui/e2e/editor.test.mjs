@@ -3,9 +3,9 @@
 
 import { after, before, afterEach, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Person, launchBrowser, screenshot, serverHas, startServer } from './lib/harness.mjs'
+import { Person, launchBrowser, registerAdmin, screenshot, serverHas, startServer } from './lib/harness.mjs'
 
-let server, browser
+let server, browser, admin
 const people = []
 
 async function person (name, opts) {
@@ -16,6 +16,7 @@ async function person (name, opts) {
 
 before(async () => {
   server = await startServer()
+  admin = await registerAdmin(server)
   browser = await launchBrowser()
 })
 
@@ -228,19 +229,30 @@ describe('admin UI', () => {
   })
 
   test('publish: an author’s refusal is shown in place; an admin publishes and unpublishes', async (t) => {
-    const { ada, bob } = await adaAndBob()
+    const { ada, bob, docId } = await adaAndBob()
     if (!(await serverHas(ada, 'Mutation', 'publish'))) {
       t.skip('the server has no publish API yet')
       return
     }
+    // Bob is an author (with an editor grant): authors cannot publish
     await bob.page.getByRole('button', { name: 'Publish', exact: true }).click()
     await bob.page.getByTestId('publish-error').waitFor()
-    assert.match(await bob.page.getByTestId('publish-error').textContent(), /Not allowed/)
-    await ada.page.keyboard.press('Control+Shift+P')
-    await ada.page.getByRole('button', { name: 'Unpublish' }).waitFor()
-    assert.equal(await ada.page.getByLabel('Status').inputValue(), 'PUBLISHED')
-    await ada.page.getByRole('button', { name: 'Unpublish' }).click()
-    await ada.page.getByRole('button', { name: 'Publish', exact: true }).waitFor()
+    assert.match(await bob.page.getByTestId('publish-error').textContent(), /Not allowed: .*publish/)
+    // the admin can, with the keyboard shortcut
+    const grace = await person(admin.name)
+    await grace.signIn(admin.email)
+    await grace.goto(`/documents/${docId}`)
+    await grace.waitForSync('synced')
+    await grace.page.keyboard.press('Control+Shift+P')
+    await Promise.race([
+      grace.page.getByRole('button', { name: 'Unpublish' }).waitFor(),
+      grace.page.getByTestId('publish-error').waitFor().then(async () => { throw new Error(`publish failed: ${await grace.page.getByTestId('publish-error').textContent()}`) })
+    ])
+    assert.equal(await grace.page.getByLabel('Status').inputValue(), 'PUBLISHED')
+    // the others see the status change (documentChanged)
+    await ada.page.waitForFunction(() => document.querySelector('select[aria-label="Status"]')?.value === 'PUBLISHED')
+    await grace.page.getByRole('button', { name: 'Unpublish' }).click()
+    await grace.page.getByRole('button', { name: 'Publish', exact: true }).waitFor()
   })
 
   test('document list: filter, search, pagination; usable at tablet width', async () => {

@@ -14,6 +14,19 @@ export const ARTIFACTS = path.join(repoRoot, 'target', 'e2e-artifacts')
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const PASSWORD = 'correct horse battery staple'
 
+/** Register the server's first account, which becomes its admin. */
+export async function registerAdmin (server) {
+  const email = `admin-${run}@example.com`
+  const res = await fetch(`${server.httpUrl}/api/auth/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password: PASSWORD, displayName: 'Grace Admin' })
+  })
+  const body = await res.json()
+  if (res.status !== 201 || body.user?.role !== 'admin') throw new Error(`the first account should be the admin: ${res.status} ${JSON.stringify(body)}`)
+  return { email, name: 'Grace Admin' }
+}
+
 export async function startServer () {
   const server = new TestServer({ name: 'vellum-ui' })
   await server.start()
@@ -76,6 +89,15 @@ export class Person {
       this.errors.push(`console: ${m.text()} at ${url || '?'}`)
     })
     page.on('pageerror', (e) => this.errors.push(`page error: ${e.message}`))
+  }
+
+  /** Sign in as an existing account (its email and password). */
+  async signIn (email, password = PASSWORD) {
+    const res = await this.context.request.post('/api/auth/login', { data: { email, password } })
+    if (res.status() !== 200) throw new Error(`login ${email}: ${res.status()} ${await res.text()}`)
+    this.email = email
+    this.user = (await res.json()).user
+    return this
   }
 
   async signUp () {
