@@ -213,10 +213,10 @@ fn attrs(node: &Value, name: &str, path: &str) -> Result<(), Invalid> {
             _ if a["level"].is_null() => {}
             _ => return Err(Invalid::new(p("level"), "must be a whole number from 1 to 6")),
         },
-        "orderedList" => {
-            if !(a["start"].is_null() || a["start"].as_i64().is_some_and(|s| (0..=1_000_000).contains(&s))) {
-                return Err(Invalid::new(p("start"), "must be a whole number from 0"));
-            }
+        "orderedList"
+            if !(a["start"].is_null() || a["start"].as_i64().is_some_and(|s| (0..=1_000_000).contains(&s))) =>
+        {
+            return Err(Invalid::new(p("start"), "must be a whole number from 0"));
         }
         "codeBlock" => {
             let ok = match &a["language"] {
