@@ -215,21 +215,31 @@ test('documentChanged and versionCreated report changes made over REST, GraphQL 
   await rename('Renamed over REST')
   await changes.until((d) => d.documentChanged.kind === 'METADATA' && d.documentChanged.document.title === 'Renamed over REST', 'the REST rename')
 
-  // content over y-websocket, coalesced
+  // content over y-websocket: many stored updates, a few events per second
   const c = new Client(server, id, { token: owner.token, name: 'typist' })
   t.after(() => c.destroy())
   await c.synced()
   insertParagraph(c.xml, 0, 'x')
-  for (let i = 0; i < 20; i++) c.xml.get(0).get(0).insert(1, 'y')
-  await c.roundTrip()
-  await changes.until((d) => d.documentChanged.kind === 'CONTENT', 'a CONTENT event for y-websocket edits')
+  const started = Date.now()
+  for (let i = 0; i < 40; i++) {
+    c.xml.get(0).get(0).insert(1, 'y')
+    await c.roundTrip() // each keystroke is its own stored update
+  }
+  const elapsed = (Date.now() - started) / 1000
+  await rename('after typing') // content events still owed are sent before this one
+  const kinds = []
+  await changes.until((d) => kinds.push(d.documentChanged.kind) && d.documentChanged.document.title === 'after typing', 'the rename after typing')
+  const content = kinds.filter((k) => k === 'CONTENT').length
+  assert.ok(content >= 1, `no CONTENT event for y-websocket edits: ${kinds}`)
+  // the default is 4 per second: the first at once, then one per 250 ms
+  assert.ok(content <= Math.ceil(elapsed * 4) + 1, `${content} CONTENT events for 40 updates in ${elapsed} s: not coalesced`)
 
   // content over GraphQL, then a version and publishing over GraphQL
   await gql(owner.token, 'mutation($d: ID!) { setBody(documentId: $d, input: { markdown: "from the API" }) { id } }', { d: id })
   await gql(admin.token, 'mutation($d: ID!) { publish(documentId: $d, label: "live") { status } }', { d: id })
-  const kinds = []
-  await changes.until((d) => kinds.push(d.documentChanged.kind) && d.documentChanged.kind === 'PUBLISHED', 'PUBLISHED')
-  assert.ok(kinds.includes('CONTENT'), `no CONTENT event for setBody: ${kinds}`)
+  const later = []
+  await changes.until((d) => later.push(d.documentChanged.kind) && d.documentChanged.kind === 'PUBLISHED', 'PUBLISHED')
+  assert.ok(later.includes('CONTENT'), `no CONTENT event for setBody: ${later}`)
   const created = await versions.until((d) => d.versionCreated.label === 'live', 'the version publishing saved')
   assert.equal(created.versionCreated.number, probes + 1)
 
