@@ -68,6 +68,7 @@ impl Subscription {
             interval,
             content_due: None,
             last_content: None,
+            queued: None,
             done: false,
         };
         Ok(stream::unfold(state, |mut w| async move {
@@ -115,6 +116,8 @@ struct Watch {
     /// A content event is owed at this instant.
     content_due: Option<tokio::time::Instant>,
     last_content: Option<tokio::time::Instant>,
+    /// An event to send right after the content event that had to go first.
+    queued: Option<DocumentChangeKind>,
     done: bool,
 }
 
@@ -122,6 +125,9 @@ impl Watch {
     async fn next(&mut self) -> Option<DocumentChangeEvent> {
         if self.done {
             return None;
+        }
+        if let Some(kind) = self.queued.take() {
+            return self.event(kind).await;
         }
         loop {
             let due = self.content_due;
@@ -155,6 +161,12 @@ impl Watch {
                 Err(RecvError::Lagged(_)) => DocumentChangeKind::Metadata,
                 Err(RecvError::Closed) => return None,
             };
+            // Edits made before this change are reported before it.
+            if self.content_due.take().is_some() {
+                self.queued = Some(kind);
+                self.last_content = Some(tokio::time::Instant::now());
+                return self.event(DocumentChangeKind::Content).await;
+            }
             return self.event(kind).await;
         }
     }
