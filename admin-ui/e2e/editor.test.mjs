@@ -63,6 +63,15 @@ async function adaAndBob () {
   return { ada, bob, docId }
 }
 
+/** Wait until the server has stored `title` for the document open in `p`'s page. */
+async function storedTitle (p, title) {
+  await p.page.waitForFunction(async (t) => {
+    const id = location.pathname.split('/').pop()
+    const r = await fetch('/graphql', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: `{ document(id: "${id}", draft: true) { title } }` }) })
+    return (await r.json()).data?.document?.title === t
+  }, title)
+}
+
 async function typeAtEnd (p, text, { newParagraph = false } = {}) {
   await p.editor().click()
   await p.page.keyboard.press('Control+End')
@@ -157,12 +166,7 @@ describe('admin UI', () => {
     const adaTitle = ada.page.getByLabel('Title')
     await adaTitle.fill('Ada’s title')
     await adaTitle.press('Enter')
-    await ada.page.waitForFunction(() => document.activeElement?.getAttribute('aria-label') !== 'Title' || true)
-    // wait until Ada's save is stored
-    await ada.page.waitForFunction(async () => {
-      const r = await fetch('/graphql', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: `{ document(id: "${location.pathname.split('/').pop()}") { title } }` }) })
-      return (await r.json()).data?.document?.title === 'Ada’s title'
-    })
+    await storedTitle(ada, 'Ada’s title')
     await bobTitle.press('Enter')
     const dialog = bob.page.getByRole('dialog', { name: 'Someone else changed this document' })
     await dialog.waitFor()
@@ -173,8 +177,9 @@ describe('admin UI', () => {
     await dialog.getByRole('button', { name: 'Apply' }).click()
     await dialog.waitFor({ state: 'detached' })
     assert.equal(await bobTitle.inputValue(), 'Bob’s title')
-    const d = await ada.gql('query($id: ID) { document(id: $id) { title } }', { id: new URL(bob.page.url()).pathname.split('/').pop() })
-    assert.equal(d.document.title, 'Bob’s title')
+    await storedTitle(ada, 'Bob’s title')
+    // Ada's page follows (documentChanged)
+    await ada.page.waitForFunction(() => document.querySelector('input[aria-label="Title"]')?.value === 'Bob’s title')
   })
 
   test('a viewer cannot type', async () => {
@@ -220,6 +225,10 @@ describe('admin UI', () => {
     await item.getByRole('button').first().click()
     await ada.page.locator('.diff ins', { hasText: 'Later' }).waitFor()
     await screenshot(ada.page, 'history-diff.png')
+    // view the version as it was
+    await item.getByRole('tab', { name: 'View' }).click()
+    await item.locator('.version-view', { hasText: 'The first draft.' }).waitFor()
+    assert.ok(!(await item.locator('.version-view').textContent()).includes('Later additions'))
     await item.getByRole('button', { name: 'Restore this version…' }).click()
     await ada.page.getByRole('dialog').getByRole('button', { name: 'Restore' }).click()
     await ada.waitForNoText('Later additions by Bob.')
