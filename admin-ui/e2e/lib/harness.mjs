@@ -121,12 +121,28 @@ export class Person {
 
   editor () { return this.page.locator('.ProseMirror') }
 
-  async waitForText (text, { timeout = 15_000 } = {}) {
-    await this.page.waitForFunction((t) => document.querySelector('.ProseMirror')?.textContent?.includes(t), text, { timeout })
+  async waitForText (text, { timeout = 30_000 } = {}) {
+    await this.explain(`text “${text}”`, () => this.page.waitForFunction((t) => document.querySelector('.ProseMirror')?.textContent?.includes(t), text, { timeout }))
   }
 
-  async waitForNoText (text, { timeout = 15_000 } = {}) {
-    await this.page.waitForFunction((t) => { const e = document.querySelector('.ProseMirror'); return e && !e.textContent.includes(t) }, text, { timeout })
+  async waitForNoText (text, { timeout = 30_000 } = {}) {
+    await this.explain(`no text “${text}”`, () => this.page.waitForFunction((t) => { const e = document.querySelector('.ProseMirror'); return e && !e.textContent.includes(t) }, text, { timeout }))
+  }
+
+  /** Run a wait; on failure, say what the page showed (URL, indicator, editor text, errors). */
+  async explain (what, wait) {
+    try {
+      await wait()
+    } catch (err) {
+      const seen = await this.page.evaluate(() => ({
+        url: location.href,
+        sync: document.querySelector('.sync')?.textContent ?? '(no indicator)',
+        text: document.querySelector('.ProseMirror')?.textContent ?? '(no editor)',
+        body: document.body?.innerText?.slice(0, 300)
+      })).catch((e) => ({ error: String(e) }))
+      err.message = `${this.name} waiting for ${what}: ${err.message}\npage: ${JSON.stringify(seen)}\nconsole errors: ${JSON.stringify(this.errors)}`
+      throw err
+    }
   }
 
   /** The document's text, without the remote carets' name labels. */
@@ -140,8 +156,8 @@ export class Person {
   }
 
   /** Wait for the connection indicator's state ('synced', 'offline', …). */
-  async waitForSync (state, { timeout = 15_000 } = {}) {
-    await this.page.waitForFunction((s) => document.querySelector('.sync')?.dataset.state === s, state, { timeout })
+  async waitForSync (state, { timeout = 30_000 } = {}) {
+    await this.explain(`sync state ${state}`, () => this.page.waitForFunction((s) => document.querySelector('.sync')?.dataset.state === s, state, { timeout }))
   }
 
   async close () { await this.context?.close() }
