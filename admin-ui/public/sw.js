@@ -28,6 +28,8 @@ self.addEventListener('install', (event) => {
 self.addEventListener('activate', (event) => {
   event.waitUntil((async () => {
     for (const name of await caches.keys()) if (name !== CACHE) await caches.delete(name)
+    // an install that could not fetch the shell (a network blip) tries once more
+    if (!(await caches.match('/'))) await cacheShell().catch(() => {})
     await self.clients.claim()
   })())
 })
