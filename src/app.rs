@@ -120,6 +120,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/api", rest::router())
         .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/readyz", get(readyz))
+        // the admin UI: its files, and index.html for client-side routes
+        .fallback(crate::ui::fallback)
         .layer(Extension(schema))
         .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
         .layer(TraceLayer::new_for_http())

@@ -15,5 +15,6 @@ pub mod rest;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod ui;
 pub mod versions;
 pub mod ws;

@@ -1,0 +1,159 @@
+import { useCallback, useEffect, useRef, useState } from 'react'
+import * as api from '../lib/api'
+import { errorText } from '../lib/errors'
+import { subscribe } from '../lib/graphql'
+import { relativeTime } from '../lib/docList'
+import { DiffView } from './DiffView'
+import { useOnline } from '../lib/online'
+import { Modal } from './Modal'
+
+interface Props {
+  docId: string
+  canEdit: boolean
+  available: boolean
+  /** bumped by Ctrl/Cmd+S: focus the label field */
+  saveRequest: number
+  onClose: () => void
+}
+
+export function HistorySidebar ({ docId, canEdit, available, saveRequest, onClose }: Props) {
+  const [versions, setVersions] = useState<api.Version[]>([])
+  const [error, setError] = useState('')
+  const [label, setLabel] = useState('')
+  const [saving, setSaving] = useState(false)
+  const [selected, setSelected] = useState<api.Version | null>(null)
+  const [compareTo, setCompareTo] = useState<string>('live')
+  const [mode, setMode] = useState<'diff' | 'view'>('diff')
+  const [diff, setDiff] = useState<api.DiffPart[] | null>(null)
+  const [html, setHtml] = useState<string | null>(null)
+  const [detailError, setDetailError] = useState('')
+  const [confirm, setConfirm] = useState<api.Version | null>(null)
+  const [notice, setNotice] = useState('')
+  const labelRef = useRef<HTMLInputElement>(null)
+  const online = useOnline()
+
+  const reload = useCallback(async () => {
+    if (!available || !navigator.onLine) return
+    try {
+      setVersions(await api.listVersions(docId))
+      setError('')
+    } catch (e) {
+      setError(errorText(e))
+    }
+  }, [docId, available])
+
+  useEffect(() => { void reload() }, [reload])
+
+  useEffect(() => {
+    if (!available || !online) return
+    return subscribe('subscription($d: ID!) { versionCreated(documentId: $d) { id } }', { d: docId }, () => { void reload() })
+  }, [docId, available, reload, online])
+
+  useEffect(() => {
+    if (saveRequest > 0) labelRef.current?.focus()
+  }, [saveRequest])
+
+  // the selected version's diff or rendering
+  useEffect(() => {
+    if (!selected) return
+    let stale = false
+    setDetailError('')
+    const work = mode === 'diff'
+      ? api.versionDiff(selected.id, compareTo === 'live' ? null : compareTo).then((d) => { if (!stale) { setDiff(d); setHtml(null) } })
+      : api.versionText(selected.id).then((v) => { if (!stale) { setHtml(v.html); setDiff(null) } })
+    work.catch((e) => { if (!stale) setDetailError(errorText(e)) })
+    return () => { stale = true }
+  }, [selected, compareTo, mode, versions])
+
+  const save = async (e: React.FormEvent) => {
+    e.preventDefault()
+    const l = label.trim()
+    if (!l) { labelRef.current?.focus(); return }
+    setSaving(true)
+    setError('')
+    try {
+      const v = await api.saveVersion(docId, l)
+      setLabel('')
+      setNotice(`Saved v${v.number} “${v.label}”.`)
+      await reload()
+    } catch (err) {
+      setError(errorText(err))
+    } finally {
+      setSaving(false)
+    }
+  }
+
+  const restore = async (v: api.Version) => {
+    setConfirm(null)
+    setDetailError('')
+    try {
+      const r = await api.restoreVersion(v.id)
+      setNotice(`Restored v${v.number}; saved as v${r.number}.`)
+      setSelected(null)
+      await reload()
+    } catch (err) {
+      setDetailError(errorText(err))
+    }
+  }
+
+  return (
+    <aside className="sidebar" aria-label="History">
+      <div className="sidebar-head">
+        <h2>History</h2>
+        <button className="icon-btn" aria-label="Close history" onClick={onClose}>×</button>
+      </div>
+      {!available && <p className="muted">Version history is not available on this server yet.</p>}
+      {available && canEdit && (
+        <form className="save-version" onSubmit={save}>
+          <input ref={labelRef} name="versionLabel" aria-label="Version label" placeholder="Label, e.g. “First draft”" value={label} onChange={(e) => setLabel(e.target.value)} maxLength={200} />
+          <button className="primary" type="submit" disabled={saving}>{saving ? 'Saving…' : 'Save version'}</button>
+        </form>
+      )}
+      {error && <p className="error" role="alert">{error}</p>}
+      {notice && <p className="ok" role="status">{notice}</p>}
+      {available && versions.length === 0 && !error && <p className="muted">No versions yet. Save one to mark a point you can come back to.</p>}
+      <ol className="versions">
+        {versions.map((v) => (
+          <li key={v.id} className={selected?.id === v.id ? 'selected' : undefined}>
+            <button className="version" onClick={() => { setSelected(selected?.id === v.id ? null : v); setCompareTo('live'); setMode('diff') }} aria-expanded={selected?.id === v.id}>
+              <span className="vnum">v{v.number}</span>
+              <span className="vlabel">{v.label || 'Untitled version'}</span>
+              {v.published && <span className="badge status-published">Published</span>}
+              {v.restoredFrom != null && <span className="badge">from v{v.restoredFrom}</span>}
+              <span className="vmeta">{v.author?.displayName ?? 'Someone'} · <time dateTime={v.createdAt} title={new Date(v.createdAt).toLocaleString()}>{relativeTime(v.createdAt)}</time></span>
+            </button>
+            {selected?.id === v.id && (
+              <div className="version-detail">
+                <div className="segmented small" role="tablist">
+                  <button role="tab" aria-selected={mode === 'diff'} onClick={() => setMode('diff')}>Changes</button>
+                  <button role="tab" aria-selected={mode === 'view'} onClick={() => setMode('view')}>View</button>
+                </div>
+                {mode === 'diff' && (
+                  <label className="compare">Compare with
+                    <select value={compareTo} onChange={(e) => setCompareTo(e.target.value)} aria-label="Compare with">
+                      <option value="live">the current text</option>
+                      {versions.filter((o) => o.id !== v.id).map((o) => <option key={o.id} value={o.id}>v{o.number} {o.label}</option>)}
+                    </select>
+                  </label>
+                )}
+                {detailError && <p className="error" role="alert">{detailError}</p>}
+                {mode === 'diff' && diff && <DiffView parts={diff} />}
+                {mode === 'view' && html !== null && <div className="prose version-view" dangerouslySetInnerHTML={{ __html: html }} />}
+                {canEdit && <button className="danger" onClick={() => setConfirm(v)}>Restore this version…</button>}
+              </div>
+            )}
+          </li>
+        ))}
+      </ol>
+      {confirm && (
+        <Modal title={`Restore v${confirm.number}?`} onClose={() => setConfirm(null)}>
+          <p>The document’s text becomes the text of “{confirm.label}” for everyone editing it now. The restore is recorded as a new version; no version is lost.</p>
+          <div className="actions">
+            <button onClick={() => setConfirm(null)}>Cancel</button>
+            <button className="primary danger" onClick={() => void restore(confirm)}>Restore</button>
+          </div>
+        </Modal>
+      )}
+    </aside>
+  )
+}

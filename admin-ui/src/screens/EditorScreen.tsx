@@ -1,0 +1,254 @@
+import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from 'react'
+import * as api from '../lib/api'
+import { ApiError, errorText } from '../lib/errors'
+import { CollabSession } from '../lib/collab'
+import { conflictFields, currentFromConflict, resolveConflict, type Choice, type FieldConflict, type MetaEdit, type MetaField } from '../lib/conflict'
+import { subscribe } from '../lib/graphql'
+import { colorFor } from '../lib/presence'
+import { navigate } from '../lib/router'
+import { useOnline } from '../lib/online'
+import { actionFor, displayKeys, isMac } from '../lib/shortcuts'
+import { RichEditor } from '../components/RichEditor'
+import { PresenceBar } from '../components/PresenceBar'
+import { SyncIndicator } from '../components/SyncIndicator'
+import { HistorySidebar } from '../components/HistorySidebar'
+import { ConflictDialog } from '../components/ConflictDialog'
+import { ShareDialog } from '../components/ShareDialog'
+
+const metaKey = (id: string) => `vellum:doc:${id}`
+
+function cachedMeta (id: string): api.DocMeta | null {
+  try {
+    const raw = localStorage.getItem(metaKey(id))
+    return raw ? JSON.parse(raw) as api.DocMeta : null
+  } catch {
+    return null
+  }
+}
+
+export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
+  const [meta, setMetaState] = useState<api.DocMeta | null>(null)
+  const [loadError, setLoadError] = useState('')
+  const [caps, setCaps] = useState<api.Capabilities | null>(null)
+  const [session, setSession] = useState<CollabSession | null>(null)
+  const [titleDraft, setTitleDraft] = useState<string | null>(null)
+  const [metaError, setMetaError] = useState('')
+  const [publishError, setPublishError] = useState('')
+  const [busy, setBusy] = useState('')
+  const [conflict, setConflict] = useState<{ conflicts: FieldConflict[], current: api.DocMeta } | null>(null)
+  const [history, setHistory] = useState(false)
+  const [saveRequest, setSaveRequest] = useState(0)
+  const [share, setShare] = useState(false)
+  const [presenceReadOnly, setPresenceReadOnly] = useState(false)
+  const draftRef = useRef<string | null>(null)
+  draftRef.current = titleDraft
+  const mac = isMac()
+  const online = useOnline()
+
+  const setMeta = useCallback((d: api.DocMeta) => {
+    setMetaState(d)
+    try { localStorage.setItem(metaKey(id), JSON.stringify(d)) } catch { /* not essential */ }
+  }, [id])
+
+  // metadata (offline: the last copy seen)
+  useEffect(() => {
+    let stale = false
+    if (!navigator.onLine) {
+      const c = cachedMeta(id)
+      if (c) setMetaState(c)
+      else setLoadError('This document has not been opened on this device yet, and the network is offline.')
+      setCaps({ versions: true, publish: true, myAccess: true })
+      return
+    }
+    Promise.all([api.getDocument(id), api.capabilities()])
+      .then(([d, c]) => {
+        if (stale) return
+        if (d.myAccess === 'NONE') { setLoadError('This document is not shared with you; only its published version is public.'); return }
+        setMeta(d)
+        setCaps(c)
+      })
+      .catch((e) => {
+        if (stale) return
+        const c = cachedMeta(id)
+        if (e instanceof ApiError && e.code === 'NETWORK' && c) { setMetaState(c); setCaps({ versions: true, publish: true, myAccess: true }) } else setLoadError(errorText(e))
+      })
+    return () => { stale = true }
+  }, [id, setMeta])
+
+  const knownReadOnly = meta?.myAccess ? meta.myAccess === 'READ' : user.role === 'VIEWER'
+
+  // the live document
+  useEffect(() => {
+    if (!meta) return
+    const s = new CollabSession(id, { id: user.id, name: user.displayName, color: colorFor(user.id) }, false)
+    setSession(s)
+    return () => { s.destroy(); setSession(null) }
+    // a new session only for another document or user, not for metadata changes
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [id, user.id, user.displayName, meta !== null])
+
+  const facts = useSyncExternalStore(session?.subscribe ?? noSubscribe, () => session?.snapshot ?? null)
+  const readOnly = knownReadOnly || presenceReadOnly || Boolean(facts?.readOnly)
+
+  useEffect(() => { session?.setReadOnly(readOnly) }, [session, readOnly])
+
+  // Without `myAccess` (older servers), ask presence whether our connection is read-only.
+  useEffect(() => {
+    if (!session || !caps || caps.myAccess || knownReadOnly || !facts?.synced || !online) return
+    let stale = false
+    api.presence(id).then((entries) => {
+      const mine = entries.find((e) => e.clientId === String(session.doc.clientID))
+      if (!stale && mine?.readOnly) setPresenceReadOnly(true)
+    }).catch(() => {})
+    return () => { stale = true }
+  }, [session, caps, knownReadOnly, facts?.synced, id, online])
+
+  // metadata changed by someone else: adopt it unless we are in the middle of an edit
+  useEffect(() => {
+    if (!caps?.publish || !online) return
+    return subscribe<{ documentChanged: { kind: string, document: api.DocMeta | null } }>(
+      'subscription($id: ID!) { documentChanged(id: $id) { kind document { id title slug status lockVersion updatedAt createdAt publishedVersionId } } }',
+      { id },
+      ({ documentChanged: c }) => {
+        if (c.kind === 'DELETED') { setLoadError('This document was deleted.'); return }
+        if (!c.document || c.kind === 'CONTENT') return
+        const incoming = c.document
+        setMetaState((prev) => {
+          if (!prev || incoming.lockVersion <= prev.lockVersion || draftRef.current !== null) return prev
+          const next = { ...prev, ...incoming }
+          try { localStorage.setItem(metaKey(id), JSON.stringify(next)) } catch { /* */ }
+          return next
+        })
+      }
+    )
+  }, [id, caps?.publish, online])
+
+  const saveMeta = useCallback(async (edit: MetaEdit, base: api.DocMeta) => {
+    setMetaError('')
+    setBusy('meta')
+    try {
+      const d = await api.updateDocument(id, edit, base.lockVersion)
+      setMeta({ ...base, ...d })
+      setTitleDraft(null)
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 'CONFLICT') {
+        const current = currentFromConflict(e.current) ?? await api.getDocument(id)
+        const merged = { ...base, ...current, owner: base.owner, myAccess: base.myAccess }
+        const conflicts = conflictFields(edit, merged)
+        if (conflicts.length === 0) { setMeta(merged); setTitleDraft(null) } else setConflict({ conflicts, current: merged })
+      } else {
+        setMetaError(errorText(e))
+      }
+    } finally {
+      setBusy('')
+    }
+  }, [id, setMeta])
+
+  const resolve = (choices: Partial<Record<MetaField, Choice>>) => {
+    if (!conflict) return
+    const edit = resolveConflict(conflict.conflicts, choices)
+    setMeta(conflict.current)
+    setConflict(null)
+    if (edit) void saveMeta(edit, conflict.current)
+    else setTitleDraft(null)
+  }
+
+  const commitTitle = () => {
+    if (!meta || titleDraft === null) return
+    const t = titleDraft.trim()
+    if (t === meta.title || t === '') { setTitleDraft(null); return }
+    void saveMeta({ title: t }, meta)
+  }
+
+  const doPublish = useCallback(async (on: boolean) => {
+    if (!meta) return
+    setPublishError('')
+    setBusy(on ? 'publish' : 'unpublish')
+    try {
+      const d = on ? await api.publish(id) : await api.unpublish(id)
+      setMeta({ ...meta, ...d })
+    } catch (e) {
+      setPublishError(errorText(e))
+    } finally {
+      setBusy('')
+    }
+  }, [id, meta, setMeta])
+
+  // keyboard shortcuts
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const a = actionFor(e, mac, 'editor')
+      if (!a) return
+      if (a === 'saveVersion') { e.preventDefault(); if (!readOnly) { setHistory(true); setSaveRequest((n) => n + 1) } }
+      if (a === 'history') { e.preventDefault(); setHistory((h) => !h) }
+      if (a === 'share') { e.preventDefault(); if (meta?.myAccess !== 'READ') setShare(true) }
+      if (a === 'publish') { e.preventDefault(); if (!readOnly && meta?.status !== 'PUBLISHED') void doPublish(true) }
+      if (a === 'search') { e.preventDefault(); navigate('/') }
+    }
+    window.addEventListener('keydown', onKey)
+    return () => window.removeEventListener('keydown', onKey)
+  }, [mac, readOnly, meta, doPublish])
+
+  if (loadError) return <div className="empty"><h2>Cannot open this document</h2><p className="error" role="alert">{loadError}</p><p><a href="/" onClick={(e) => { e.preventDefault(); navigate('/') }}>Back to documents</a></p></div>
+  if (!meta) return <div className="empty" aria-busy="true">Opening…</div>
+
+  const canManage = meta.myAccess ? meta.myAccess === 'MANAGE' : (user.role === 'ADMIN' || meta.owner?.id === user.id)
+  const published = meta.status === 'PUBLISHED'
+
+  return (
+    <div className={history ? 'editor-layout with-sidebar' : 'editor-layout'}>
+      <section className="editor-main">
+        <div className="doc-head">
+          <a className="back" href="/" onClick={(e) => { e.preventDefault(); navigate('/') }} aria-label="Back to documents">←</a>
+          <input
+            className="title-input"
+            aria-label="Title"
+            value={titleDraft ?? meta.title}
+            readOnly={readOnly}
+            onChange={(e) => setTitleDraft(e.target.value)}
+            onBlur={commitTitle}
+            onKeyDown={(e) => {
+              if (e.key === 'Enter') { e.preventDefault(); commitTitle() }
+              if (e.key === 'Escape') setTitleDraft(null)
+            }}
+          />
+          <select
+            className="status-select"
+            aria-label="Status"
+            value={meta.status}
+            disabled={readOnly || busy === 'meta'}
+            onChange={(e) => void saveMeta({ status: e.target.value as api.DocStatus }, meta)}
+          >
+            {api.STATUSES.map((s) => <option key={s} value={s} disabled={s === 'PUBLISHED' && !published}>{api.STATUS_LABEL[s]}</option>)}
+          </select>
+          {facts && <SyncIndicator facts={{ ...facts, readOnly }} />}
+        </div>
+        <div className="doc-actions">
+          {session && <PresenceBar awareness={session.provider.awareness} selfUserId={user.id} />}
+          <div className="buttons">
+            <button onClick={() => setHistory(!history)} aria-pressed={history} title={`History (${displayKeys('Mod+Shift+H', mac)})`}>History</button>
+            {canManage && <button onClick={() => setShare(true)} title={`Share (${displayKeys('Mod+Shift+S', mac)})`}>Share</button>}
+            {!readOnly && (published
+              ? <button onClick={() => void doPublish(false)} disabled={busy !== ''}>{busy === 'unpublish' ? 'Unpublishing…' : 'Unpublish'}</button>
+              : <button className="primary" onClick={() => void doPublish(true)} disabled={busy !== '' || caps?.publish === false} title={caps?.publish === false ? 'Publishing is not available on this server yet' : `Publish (${displayKeys('Mod+Shift+P', mac)})`}>{busy === 'publish' ? 'Publishing…' : 'Publish'}</button>)}
+          </div>
+        </div>
+        {(metaError || publishError) && (
+          <div className="inline-errors">
+            {metaError && <p className="error" role="alert">{metaError}</p>}
+            {publishError && <p className="error" role="alert" data-testid="publish-error">{publishError}</p>}
+          </div>
+        )}
+        {readOnly && <p className="readonly-note" role="note">You can view this document but not edit it.</p>}
+        {session && facts?.loaded ? <RichEditor session={session} readOnly={readOnly} /> : <div className="rich placeholder" aria-busy="true" />}
+      </section>
+      {history && (
+        <HistorySidebar docId={id} canEdit={!readOnly} available={caps?.versions !== false} saveRequest={saveRequest} onClose={() => setHistory(false)} />
+      )}
+      {conflict && <ConflictDialog conflicts={conflict.conflicts} by={null} onResolve={resolve} onCancel={() => { setConflict(null); setMeta(conflict.current); setTitleDraft(null) }} />}
+      {share && <ShareDialog docId={id} title={meta.title} onClose={() => setShare(false)} />}
+    </div>
+  )
+}
+
+const noSubscribe = () => () => {}
