@@ -149,6 +149,8 @@ describe('admin UI', () => {
     await bob.waitForSync('offline')
     await typeAtEnd(bob, 'Written in the tunnel.', { newParagraph: true })
     await bob.page.waitForFunction(() => Number(document.querySelector('.sync')?.dataset.unsent) > 0)
+    // every keystroke is in IndexedDB before the reload (the indicator knows when)
+    await bob.page.waitForFunction(() => document.querySelector('.sync')?.dataset.localPending === '0')
     await bob.page.reload()
     await bob.waitForText('Written in the tunnel.')
     await bob.waitForSync('offline')

@@ -36,7 +36,7 @@ export class CollabSession {
   permissionDenied = false
 
   constructor (readonly docId: string, readonly user: LocalUser, readOnly: boolean) {
-    this.facts = { status: 'connecting', synced: false, online: navigator.onLine, unsent: 0, readOnly, loaded: false }
+    this.facts = { status: 'connecting', synced: false, online: navigator.onLine, unsent: 0, readOnly, loaded: false, localPending: 0 }
     // Counting local changes must see each update before the provider sends it, so this
     // listener is registered before the provider's.
     const onUpdate = (update: Uint8Array, origin: unknown) => {
@@ -48,6 +48,26 @@ export class CollabSession {
     this.cleanups.push(() => this.doc.off('update', onUpdate))
 
     this.idb = new IndexeddbPersistence(`vellum-doc-${docId}`, this.doc)
+    // y-indexeddb writes each update in its own readwrite transaction, created by its
+    // 'update' listener (registered just above, so it runs before this one). A readonly
+    // transaction on the same store created after it completes only once that write has:
+    // until then the change is not yet safe on this device (a reload would lose it).
+    const onStored = (_update: Uint8Array, origin: unknown) => {
+      const db = this.idb.db
+      if (origin === this.idb || !db) return
+      this.set({ localPending: (this.facts.localPending ?? 0) + 1 })
+      const done = () => this.set({ localPending: Math.max(0, (this.facts.localPending ?? 0) - 1) })
+      try {
+        const tx = db.transaction(['updates'], 'readonly')
+        tx.oncomplete = done
+        tx.onabort = done
+        tx.objectStore('updates').count()
+      } catch {
+        done()
+      }
+    }
+    this.doc.on('update', onStored)
+    this.cleanups.push(() => this.doc.off('update', onStored))
     const wsBase = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/doc`
     this.provider = new WebsocketProvider(wsBase, docId, this.doc, { connect: false, disableBc: true })
     this.provider.awareness.setLocalStateField('user', { id: user.id, name: user.name, color: user.color, typing: false })

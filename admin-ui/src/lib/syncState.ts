@@ -102,6 +102,8 @@ export interface SyncFacts {
   online: boolean
   unsent: number
   readOnly: boolean
+  /** local changes not yet written to this browser's IndexedDB copy */
+  localPending?: number
 }
 
 export type SyncState = 'connecting' | 'syncing' | 'synced' | 'offline' | 'saving'
@@ -115,9 +117,11 @@ export function syncView (f: SyncFacts): SyncView {
     return {
       state: 'offline',
       label: f.unsent > 0 ? `Offline · ${plural(f.unsent, 'unsent change')}` : 'Offline',
-      detail: f.unsent > 0
-        ? 'Your changes are kept in this browser and will be sent when the connection returns.'
-        : 'Reconnecting when the network returns.'
+      detail: (f.localPending ?? 0) > 0
+        ? 'Saving your changes in this browser…'
+        : f.unsent > 0
+          ? 'Your changes are kept in this browser and will be sent when the connection returns.'
+          : 'Reconnecting when the network returns.'
     }
   }
   if (f.status === 'connecting') {
