@@ -4,11 +4,13 @@
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use bytes::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::auth::{Access, Principal};
@@ -18,6 +20,9 @@ use crate::error::Error;
 use crate::rest::bearer_token;
 use crate::state::AppState;
 use crate::store::{SessionRow, now};
+
+/// Initial size of a socket's read buffer (it grows for larger messages).
+const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 #[derive(Deserialize)]
 pub struct WsParams {
@@ -36,8 +41,13 @@ pub async fn upgrade(
     match authorize(&app, &id, params.token, &headers).await {
         Ok((document_id, peer)) => {
             let cfg = app.collab.config();
+            // tungstenite allocates its whole read buffer (128 KiB by default) per socket
+            // up front; y-websocket frames are mostly tens of bytes, and a larger message
+            // is simply read in several chunks. 8 KiB cuts an idle connection's memory
+            // by about 120 KiB (BENCHMARKS.md, "idle").
             ws.max_message_size(cfg.max_message_bytes)
                 .max_frame_size(cfg.max_message_bytes)
+                .read_buffer_size(READ_BUFFER_BYTES)
                 .on_upgrade(move |socket| serve(app, document_id, peer, socket))
         }
         Err(e) => e.into_response(),
@@ -118,7 +128,10 @@ async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: WebSocket) 
                     break;
                 }
                 frame = outbound.recv() => match frame {
-                    Some(f) => if sink.send(Message::Binary(f)).await.is_err() { break },
+                    // Everything already queued goes out with one flush (one write syscall)
+                    // instead of one per frame: under fan-out load a socket's frames arrive
+                    // in bursts (BENCHMARKS.md, "ceiling").
+                    Some(f) => if send_batch(&mut sink, f, &mut outbound).await.is_err() { break },
                     None => break,
                 },
             }
@@ -156,4 +169,23 @@ async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: WebSocket) 
     if let Err(e) = app.store.delete_session(session.id).await {
         tracing::warn!(error = ?e, "could not clear the session");
     }
+}
+
+/// Most frames written before one flush.
+const MAX_BATCH_FRAMES: usize = 64;
+
+/// Writes `first` and whatever else is already queued (up to [`MAX_BATCH_FRAMES`]), then
+/// flushes once.
+async fn send_batch<S>(sink: &mut S, first: Bytes, outbound: &mut mpsc::Receiver<Bytes>) -> Result<(), S::Error>
+where
+    S: futures::Sink<Message> + Unpin,
+{
+    sink.feed(Message::Binary(first)).await?;
+    for _ in 1..MAX_BATCH_FRAMES {
+        match outbound.try_recv() {
+            Ok(f) => sink.feed(Message::Binary(f)).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
 }

@@ -381,6 +381,24 @@ impl Client {
         true
     }
 
+    /// Like [`Client::settle`], and then until the text equals `expected`: an update that
+    /// only deletes does not move the state vector, so covering the senders' clocks does
+    /// not yet mean every delete arrived.
+    pub async fn settle_text(&mut self, target: &StateVector, expected: &str, deadline: tokio::time::Instant) -> bool {
+        if !self.settle(target, deadline).await {
+            return false;
+        }
+        while self.string() != expected {
+            match tokio::time::timeout_at(deadline, self.recv()).await {
+                Ok(true) => {
+                    let _ = self.flush().await;
+                }
+                Ok(false) | Err(_) => return false,
+            }
+        }
+        true
+    }
+
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close(None)).await;
     }

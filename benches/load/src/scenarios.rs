@@ -153,6 +153,17 @@ pub struct FanoutArgs {
     /// Most own inserts not yet echoed back per client (0: no limit; default 8 with --rate 0).
     #[arg(long, default_value_t = 0)]
     window: usize,
+    /// Where each insert goes. `start` costs the clients least: yrs finds a position by
+    /// walking the text, which made random positions the client's main cost (70% of its
+    /// CPU) once the text held thousands of inserts. The server never looks positions up.
+    #[arg(long, value_enum, default_value_t = At::Start)]
+    at: At,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum At {
+    Start,
+    Random,
 }
 
 pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
@@ -188,7 +199,7 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
         let (url, reg, sem, ops) = (url.clone(), reg.clone(), sem.clone(), ops[idx].clone());
         let (ready_tx, done_tx, mut go_rx, finals, senders) =
             (ready_tx.clone(), done_tx.clone(), go_rx.clone(), finals.clone(), senders.clone());
-        let rate = a.rate;
+        let (rate, at) = (a.rate, a.at);
         tasks.push(tokio::spawn(async move {
             let mut c = match open(&url, idx, &reg, &sem).await {
                 Ok((c, t)) => {
@@ -215,7 +226,11 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
                     window == 0 || seq < c.own_acked + window
                 };
                 if may_send && !failed {
-                    let u = c.insert_at(rng.r#gen::<f64>(), &marker(idx, seq));
+                    let frac = match at {
+                        At::Start => 0.0,
+                        At::Random => rng.r#gen::<f64>(),
+                    };
+                    let u = c.insert_at(frac, &marker(idx, seq));
                     ops.mark_sent(seq, reg.now_ns());
                     failed = c.send_update(u).await.is_err();
                     seq += 1;
@@ -290,6 +305,7 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
     let delivered = s.samples as f64 / send_wall;
     let json = json!({
         "clients": a.clients, "rate": a.rate, "duration_s": a.duration, "window": window,
+        "at": match a.at { At::Start => "start", At::Random => "random" },
         "latency": s.json(),
         "sent": sent,
         "sent_per_s": round3(sent as f64 / send_wall),
@@ -719,6 +735,7 @@ pub async fn trace(target: &Target, a: TraceArgs) -> anyhow::Result<Outcome> {
                 let (url, reg, sem) = (target.url(&docs[d]), reg.clone(), sem.clone());
                 let (ready_tx, done_tx, mut go_rx, finals) = (ready_tx.clone(), done_tx.clone(), go_rx.clone(), finals.clone());
                 let (t, schedule, ops) = (t.clone(), schedule.clone(), (r == 0).then(|| ops[d].clone()));
+                let expected = expected.clone();
                 tasks.push(tokio::spawn(async move {
                     let mut c = match open(&url, idx, &reg, &sem).await {
                         Ok((c, time)) => {
@@ -753,7 +770,10 @@ pub async fn trace(target: &Target, a: TraceArgs) -> anyhow::Result<Outcome> {
                     let mut all = finals.all.clone();
                     c.idle_until(wait_true(&mut all)).await;
                     let target = finals.target(&[d * per]);
-                    let complete = c.settle(&target, tokio::time::Instant::now() + converge_timeout).await;
+                    let deadline = tokio::time::Instant::now() + converge_timeout;
+                    // A reader that still differs at the deadline is reported by the check.
+                    let complete = c.settle(&target, deadline).await;
+                    c.settle_text(&target, &expected, deadline).await;
                     Some(Report::from(c, d, complete, sent))
                 }));
             }
