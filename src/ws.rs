@@ -22,7 +22,7 @@ use crate::state::AppState;
 use crate::store::{SessionRow, now};
 
 /// Initial size of a socket's read buffer (it grows for larger messages).
-const READ_BUFFER_BYTES: usize = 8 * 1024;
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 
 #[derive(Deserialize)]
 pub struct WsParams {
@@ -41,10 +41,10 @@ pub async fn upgrade(
     match authorize(&app, &id, params.token, &headers).await {
         Ok((document_id, peer)) => {
             let cfg = app.collab.config();
-            // tungstenite allocates its whole read buffer (128 KiB by default) per socket
-            // up front; y-websocket frames are mostly tens of bytes, and a larger message
-            // is simply read in several chunks. 8 KiB cuts an idle connection's memory
-            // by about 120 KiB (BENCHMARKS.md, "idle").
+            // tungstenite allocates (and zero-fills) its whole read buffer per socket up
+            // front, 128 KiB by default; y-websocket frames are mostly tens of bytes, and
+            // the buffer grows to fit a larger frame. 2 KiB instead of 128 KiB cuts an idle
+            // connection's memory from ~136 KiB to ~9 KiB (BENCHMARKS.md, "idle").
             ws.max_message_size(cfg.max_message_bytes)
                 .max_frame_size(cfg.max_message_bytes)
                 .read_buffer_size(READ_BUFFER_BYTES)
