@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use bytes::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -112,9 +112,16 @@ async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: WebSocket) 
         connected_at: now(),
         heartbeat_at: now(),
     };
-    if let Err(e) = app.store.insert_session(&session).await {
-        tracing::warn!(error = ?e, "could not record the session");
-    }
+    // Recorded beside the connection rather than before it: the client's sync step 1
+    // need not wait for this commit (an fsync on SQLite) to be answered.
+    let recorded = {
+        let (store, row) = (app.store.clone(), session.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.insert_session(&row).await {
+                tracing::warn!(error = ?e, "could not record the session");
+            }
+        })
+    };
 
     // The writer owns the sink: frames from the room, then a close frame when killed.
     let writer_kill = kill.clone();
@@ -166,6 +173,7 @@ async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: WebSocket) 
     drop(input); // leave the room
     kill.kill(1000, "");
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    let _ = recorded.await; // so the delete cannot overtake the insert
     if let Err(e) = app.store.delete_session(session.id).await {
         tracing::warn!(error = ?e, "could not clear the session");
     }

@@ -26,7 +26,9 @@ pub fn document(doc: &str, clients: &[Final], expected: Option<&str>) -> Result<
                 problems,
                 "  client {} on {doc}: did not receive every update before the deadline{}",
                 c.idx,
-                c.closed.as_ref().map_or(String::new(), |r| format!(" (connection {r})"))
+                c.closed
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(" (connection {r})"))
             );
         }
     }

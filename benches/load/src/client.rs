@@ -214,7 +214,9 @@ impl Client {
                 true
             }
             Some(Ok(Message::Close(f))) => {
-                self.closed = Some(f.map_or("closed".into(), |f| format!("closed {} {}", u16::from(f.code), f.reason)));
+                self.closed = Some(f.map_or("closed".into(), |f| {
+                    format!("closed {} {}", u16::from(f.code), f.reason)
+                }));
                 false
             }
             Some(Ok(_)) => true,

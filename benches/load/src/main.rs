@@ -166,7 +166,11 @@ fn main() -> ExitCode {
                 eprintln!("{f}");
                 line["error"] = json!(f);
             }
-            if o.failure.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+            if o.failure.is_some() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
             eprintln!("{name} against {label} failed: {e:#}");

@@ -94,7 +94,10 @@ async fn open(url: &str, idx: usize, reg: &Arc<Registry>, sem: &Semaphore) -> an
 }
 
 /// Waits for `n` ready messages; the first error aborts the run.
-async fn all_ready(rx: &mut mpsc::UnboundedReceiver<anyhow::Result<Duration>>, n: usize) -> anyhow::Result<Vec<Duration>> {
+async fn all_ready(
+    rx: &mut mpsc::UnboundedReceiver<anyhow::Result<Duration>>,
+    n: usize,
+) -> anyhow::Result<Vec<Duration>> {
     let mut times = Vec::with_capacity(n);
     while times.len() < n {
         match rx.recv().await {
@@ -197,8 +200,13 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
     let mut tasks = Vec::new();
     for idx in 0..a.clients {
         let (url, reg, sem, ops) = (url.clone(), reg.clone(), sem.clone(), ops[idx].clone());
-        let (ready_tx, done_tx, mut go_rx, finals, senders) =
-            (ready_tx.clone(), done_tx.clone(), go_rx.clone(), finals.clone(), senders.clone());
+        let (ready_tx, done_tx, mut go_rx, finals, senders) = (
+            ready_tx.clone(),
+            done_tx.clone(),
+            go_rx.clone(),
+            finals.clone(),
+            senders.clone(),
+        );
         let (rate, at) = (a.rate, a.at);
         tasks.push(tokio::spawn(async move {
             let mut c = match open(&url, idx, &reg, &sem).await {
@@ -215,7 +223,11 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
             let mut rng = SmallRng::seed_from_u64(idx as u64);
             let start = tokio::time::Instant::now();
             let deadline = start + duration;
-            let period = if rate > 0.0 { Duration::from_secs_f64(1.0 / rate) } else { Duration::ZERO };
+            let period = if rate > 0.0 {
+                Duration::from_secs_f64(1.0 / rate)
+            } else {
+                Duration::ZERO
+            };
             let mut next = start + period.mul_f64(rng.r#gen::<f64>());
             let mut seq = 0usize;
             let mut failed = false;
@@ -365,8 +377,15 @@ async fn push(c: &mut Client, frames: &[Bytes], window: usize) -> anyhow::Result
         }
         match tokio::time::timeout(Duration::from_secs(60), c.recv()).await {
             Ok(true) => c.flush().await?,
-            Ok(false) => anyhow::bail!("connection closed while loading: {}", c.closed.as_deref().unwrap_or("?")),
-            Err(_) => anyhow::bail!("no echo for 60 s while loading ({} of {} echoed)", c.updates_in as usize - base, frames.len()),
+            Ok(false) => anyhow::bail!(
+                "connection closed while loading: {}",
+                c.closed.as_deref().unwrap_or("?")
+            ),
+            Err(_) => anyhow::bail!(
+                "no echo for 60 s while loading ({} of {} echoed)",
+                c.updates_in as usize - base,
+                frames.len()
+            ),
         }
     }
     if let Some(e) = c.errors.first() {
@@ -387,7 +406,10 @@ fn paper_frames(target: &Target, patches: usize) -> anyhow::Result<(Arc<Vec<Byte
 }
 
 pub async fn many_docs(target: &Target, a: ManyDocsArgs) -> anyhow::Result<Outcome> {
-    anyhow::ensure!(a.clients >= 1 && a.docs >= 1, "need at least one document and one client");
+    anyhow::ensure!(
+        a.clients >= 1 && a.docs >= 1,
+        "need at least one document and one client"
+    );
     let (frames, expected, patches) = paper_frames(target, a.patches)?;
     let docs = target.documents(a.docs, "many-docs").await?;
     let reg = Arc::new(Registry::new(0));
@@ -423,7 +445,10 @@ pub async fn many_docs(target: &Target, a: ManyDocsArgs) -> anyhow::Result<Outco
                 }
             };
             wait_true(&mut release_rx).await;
-            clients.into_iter().map(|c| Report::from(c, d, true, 0)).collect::<Vec<_>>()
+            clients
+                .into_iter()
+                .map(|c| Report::from(c, d, true, 0))
+                .collect::<Vec<_>>()
         }));
     }
     drop(ready_tx);
@@ -733,7 +758,8 @@ pub async fn trace(target: &Target, a: TraceArgs) -> anyhow::Result<Outcome> {
             for r in 0..per {
                 let idx = d * per + r;
                 let (url, reg, sem) = (target.url(&docs[d]), reg.clone(), sem.clone());
-                let (ready_tx, done_tx, mut go_rx, finals) = (ready_tx.clone(), done_tx.clone(), go_rx.clone(), finals.clone());
+                let (ready_tx, done_tx, mut go_rx, finals) =
+                    (ready_tx.clone(), done_tx.clone(), go_rx.clone(), finals.clone());
                 let (t, schedule, ops) = (t.clone(), schedule.clone(), (r == 0).then(|| ops[d].clone()));
                 let expected = expected.clone();
                 tasks.push(tokio::spawn(async move {

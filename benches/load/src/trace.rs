@@ -117,7 +117,10 @@ pub fn updates(trace: &Trace, n: usize, client_id: u64) -> Updates {
         out.inserts.push(inserted);
     }
     out.text = text.get_string(&doc.transact());
-    debug_assert_eq!(doc.transact().state_vector().get(&yrs::block::ClientID::new(client_id)), clock);
+    debug_assert_eq!(
+        doc.transact().state_vector().get(&yrs::block::ClientID::new(client_id)),
+        clock
+    );
     out
 }
 

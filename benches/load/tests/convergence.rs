@@ -54,7 +54,9 @@ async fn start(fault: Fault) -> String {
 }
 
 async fn serve(stub: Arc<Stub>, no: usize, tcp: tokio::net::TcpStream) {
-    let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+    let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+        return;
+    };
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     tokio::spawn(async move {
