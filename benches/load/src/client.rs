@@ -152,11 +152,14 @@ pub struct Client {
     pub errors: Vec<String>,
     /// Set once the server closed the connection (code and reason) or it broke.
     pub closed: Option<String>,
+    /// Time from connecting to the WebSocket upgrade's answer (auth happens before it).
+    pub upgrade: Duration,
 }
 
 impl Client {
     /// Connects and sends sync step 1. `url` is the full document URL (with any token).
     pub async fn connect(url: &str, idx: usize, reg: Arc<Registry>) -> anyhow::Result<Self> {
+        let t0 = Instant::now();
         let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
             .await
             .with_context(|| format!("connecting to {}", redact(url)))?;
@@ -177,6 +180,7 @@ impl Client {
             bytes_in: 0,
             errors: Vec::new(),
             closed: None,
+            upgrade: t0.elapsed(),
         };
         let sv = c.doc.transact().state_vector();
         c.send(YMessage::Sync(SyncMessage::SyncStep1(sv)).encode_v1().into())

@@ -618,9 +618,11 @@ pub async fn cold_load(target: &Target, a: ColdLoadArgs) -> anyhow::Result<Outco
     };
     // Warm: the document is loaded (its writer is still connected).
     let mut warm = Vec::new();
+    let (mut warm_up, mut cold_up) = (Vec::new(), Vec::new());
     for _ in 0..a.opens {
         let (c, t) = open_once().await?;
         warm.push(t);
+        warm_up.push(c.upgrade);
         reports.push(Report::from_ref(&c, 0));
         c.close().await;
     }
@@ -632,6 +634,7 @@ pub async fn cold_load(target: &Target, a: ColdLoadArgs) -> anyhow::Result<Outco
         tokio::time::sleep(Duration::from_millis(a.unload_wait_ms)).await;
         let (c, t) = open_once().await?;
         cold.push(t);
+        cold_up.push(c.upgrade);
         state_bytes = c.bytes_in;
         reports.push(Report::from_ref(&c, 0));
         c.close().await;
@@ -649,19 +652,22 @@ pub async fn cold_load(target: &Target, a: ColdLoadArgs) -> anyhow::Result<Outco
         "load_updates_per_s": round3(patches as f64 / load_s),
         "warm_open_ms": ms(&warm), "cold_open_ms": ms(&cold),
         "warm_open_median_ms": round3(median(&warm)), "cold_open_median_ms": round3(median(&cold)),
+        "warm_upgrade_ms": ms(&warm_up), "cold_upgrade_ms": ms(&cold_up),
         "bytes_received_on_open": state_bytes,
         "unload_wait_ms": a.unload_wait_ms,
         "rss": rss_json(rss_before, rss_loaded, Some(("doc", 1))),
         "load_cpu": cpu_json,
     });
     let human = format!(
-        "  document of {patches} patches ({} B of text), loaded at {:.0} updates/s\n  open (connect → synced, text checked): warm {:?} ms, cold (after {} ms with nobody connected) {:?} ms; {} B received\n  server RSS {} → {} KiB with the document loaded",
+        "  document of {patches} patches ({} B of text), loaded at {:.0} updates/s\n  open (connect → synced, text checked): warm {:?} ms, cold (after {} ms with nobody connected) {:?} ms; {} B received\n  of which the WebSocket upgrade (authentication): warm {:?} ms, cold {:?} ms\n  server RSS {} → {} KiB with the document loaded",
         expected.len(),
         patches as f64 / load_s,
         ms(&warm),
         a.unload_wait_ms,
         ms(&cold),
         state_bytes,
+        ms(&warm_up),
+        ms(&cold_up),
         json["rss"]["before_kib"],
         json["rss"]["after_kib"],
     );

@@ -97,8 +97,8 @@ fn relay(stub: &Stub, u: Vec<u8>) {
         let mut f = frame.clone();
         if *no == 1 {
             match stub.fault {
-                Fault::Drop if n % 4 == 0 => continue,
-                Fault::Corrupt if n % 3 == 0 => corrupt(&mut f),
+                Fault::Drop if n.is_multiple_of(4) => continue,
+                Fault::Corrupt if n.is_multiple_of(3) => corrupt(&mut f),
                 _ => {}
             }
         }
