@@ -21,6 +21,9 @@ use crate::rest::bearer_token;
 use crate::state::AppState;
 use crate::store::{SessionRow, now};
 
+/// How long a socket closed for an oversized message stays open after the close frame.
+const TOO_BIG_LINGER: Duration = Duration::from_secs(2);
+
 /// Initial size of a socket's read buffer (it grows for larger messages).
 const READ_BUFFER_BYTES: usize = 2 * 1024;
 
@@ -145,6 +148,7 @@ async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: WebSocket) 
         }
     });
 
+    let mut linger = false;
     loop {
         let msg = tokio::select! {
             _ = kill.killed() => break,
@@ -165,6 +169,7 @@ async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: WebSocket) 
                 let text = e.to_string();
                 if text.contains("too long") || text.contains("Space limit") {
                     kill.kill(close::TOO_BIG, "message too big");
+                    linger = true;
                 }
                 break;
             }
@@ -173,6 +178,13 @@ async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: WebSocket) 
     drop(input); // leave the room
     kill.kill(1000, "");
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    if linger {
+        // The rest of the oversized message is still unread in the kernel's buffer, and
+        // closing a socket with unread data sends a reset, which can reach the client
+        // before it has read our close frame (1009). With a small read buffer most of a
+        // big message is always unread, so give the client time to read the close first.
+        tokio::time::sleep(TOO_BIG_LINGER).await;
+    }
     let _ = recorded.await; // so the delete cannot overtake the insert
     if let Err(e) = app.store.delete_session(session.id).await {
         tracing::warn!(error = ?e, "could not clear the session");
