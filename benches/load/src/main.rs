@@ -39,8 +39,10 @@ pub struct TargetArgs {
     /// user, or log in with --email/--password) and create the documents through its API.
     #[arg(long, global = true)]
     pub vellum: Option<String>,
+    /// With --vellum: log in as this user (with --password) instead of registering one.
     #[arg(long, global = true, requires = "password")]
     pub email: Option<String>,
+    /// The password for --email.
     #[arg(long, global = true, env = "VELLUM_LOAD_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
     /// The server's PID, for its memory (VmRSS) and CPU from /proc.
