@@ -7,8 +7,10 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::auth::{Access, Principal};
@@ -18,6 +20,12 @@ use crate::error::Error;
 use crate::rest::bearer_token;
 use crate::state::AppState;
 use crate::store::{SessionRow, now};
+
+/// How long a socket closed for an oversized message stays open after the close frame.
+const TOO_BIG_LINGER: Duration = Duration::from_secs(2);
+
+/// Initial size of a socket's read buffer (it grows for larger messages).
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 
 #[derive(Deserialize)]
 pub struct WsParams {
@@ -36,8 +44,13 @@ pub async fn upgrade(
     match authorize(&app, &id, params.token, &headers).await {
         Ok((document_id, peer)) => {
             let cfg = app.collab.config();
+            // tungstenite allocates (and zero-fills) its whole read buffer per socket up
+            // front, 128 KiB by default; y-websocket frames are mostly tens of bytes, and
+            // the buffer grows to fit a larger frame. 2 KiB instead of 128 KiB cuts an idle
+            // connection's memory from ~136 KiB to ~9 KiB (BENCHMARKS.md, "idle").
             ws.max_message_size(cfg.max_message_bytes)
                 .max_frame_size(cfg.max_message_bytes)
+                .read_buffer_size(READ_BUFFER_BYTES)
                 .on_upgrade(move |socket| serve(app, document_id, peer, socket))
         }
         Err(e) => e.into_response(),
@@ -102,9 +115,16 @@ async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: WebSocket) 
         connected_at: now(),
         heartbeat_at: now(),
     };
-    if let Err(e) = app.store.insert_session(&session).await {
-        tracing::warn!(error = ?e, "could not record the session");
-    }
+    // Recorded beside the connection rather than before it: the client's sync step 1
+    // need not wait for this commit (an fsync on SQLite) to be answered.
+    let recorded = {
+        let (store, row) = (app.store.clone(), session.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.insert_session(&row).await {
+                tracing::warn!(error = ?e, "could not record the session");
+            }
+        })
+    };
 
     // The writer owns the sink: frames from the room, then a close frame when killed.
     let writer_kill = kill.clone();
@@ -118,13 +138,17 @@ async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: WebSocket) 
                     break;
                 }
                 frame = outbound.recv() => match frame {
-                    Some(f) => if sink.send(Message::Binary(f)).await.is_err() { break },
+                    // Everything already queued goes out with one flush (one write syscall)
+                    // instead of one per frame: under fan-out load a socket's frames arrive
+                    // in bursts (BENCHMARKS.md, "ceiling").
+                    Some(f) => if send_batch(&mut sink, f, &mut outbound).await.is_err() { break },
                     None => break,
                 },
             }
         }
     });
 
+    let mut linger = false;
     loop {
         let msg = tokio::select! {
             _ = kill.killed() => break,
@@ -145,6 +169,7 @@ async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: WebSocket) 
                 let text = e.to_string();
                 if text.contains("too long") || text.contains("Space limit") {
                     kill.kill(close::TOO_BIG, "message too big");
+                    linger = true;
                 }
                 break;
             }
@@ -153,7 +178,34 @@ async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: WebSocket) 
     drop(input); // leave the room
     kill.kill(1000, "");
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    if linger {
+        // The rest of the oversized message is still unread in the kernel's buffer, and
+        // closing a socket with unread data sends a reset, which can reach the client
+        // before it has read our close frame (1009). With a small read buffer most of a
+        // big message is always unread, so give the client time to read the close first.
+        tokio::time::sleep(TOO_BIG_LINGER).await;
+    }
+    let _ = recorded.await; // so the delete cannot overtake the insert
     if let Err(e) = app.store.delete_session(session.id).await {
         tracing::warn!(error = ?e, "could not clear the session");
     }
+}
+
+/// Most frames written before one flush.
+const MAX_BATCH_FRAMES: usize = 64;
+
+/// Writes `first` and whatever else is already queued (up to [`MAX_BATCH_FRAMES`]), then
+/// flushes once.
+async fn send_batch<S>(sink: &mut S, first: Bytes, outbound: &mut mpsc::Receiver<Bytes>) -> Result<(), S::Error>
+where
+    S: futures::Sink<Message> + Unpin,
+{
+    sink.feed(Message::Binary(first)).await?;
+    for _ in 1..MAX_BATCH_FRAMES {
+        match outbound.try_recv() {
+            Ok(f) => sink.feed(Message::Binary(f)).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
 }

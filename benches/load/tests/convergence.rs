@@ -1,0 +1,152 @@
+//! The load tool's convergence check against a tiny in-test y-websocket server: a correct
+//! relay passes, and deliberately broken ones (dropping or corrupting some updates sent
+//! to one client) make the tool report a divergence and exit non-zero.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use yrs::encoding::read::Cursor;
+use yrs::sync::{Message as YMessage, MessageReader, SyncMessage};
+use yrs::updates::decoder::{Decode, DecoderV1};
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, ReadTxn, Transact, Update};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    None,
+    /// Every 4th update is not sent to the second connection.
+    Drop,
+    /// Every 3rd update reaches the second connection with one inserted character changed.
+    Corrupt,
+}
+
+struct Stub {
+    doc: Doc,
+    conns: Mutex<Vec<(usize, mpsc::UnboundedSender<Vec<u8>>)>>,
+    updates: AtomicUsize,
+    fault: Fault,
+}
+
+/// Starts the stub on a free loopback port; every path is the same room.
+async fn start(fault: Fault) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stub = Arc::new(Stub {
+        doc: Doc::new(),
+        conns: Mutex::new(Vec::new()),
+        updates: AtomicUsize::new(0),
+        fault,
+    });
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((tcp, _)) = listener.accept().await {
+            let stub = stub.clone();
+            let no = n;
+            n += 1;
+            tokio::spawn(async move { serve(stub, no, tcp).await });
+        }
+    });
+    format!("ws://{addr}")
+}
+
+async fn serve(stub: Arc<Stub>, no: usize, tcp: tokio::net::TcpStream) {
+    let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+        return;
+    };
+    let (mut sink, mut stream) = ws.split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        while let Some(f) = rx.recv().await {
+            if sink.send(Message::Binary(f.into())).await.is_err() {
+                break;
+            }
+        }
+    });
+    let sv = stub.doc.transact().state_vector();
+    let _ = tx.send(YMessage::Sync(SyncMessage::SyncStep1(sv)).encode_v1());
+    stub.conns.lock().unwrap().push((no, tx.clone()));
+    while let Some(Ok(msg)) = stream.next().await {
+        let Message::Binary(frame) = msg else { continue };
+        let mut decoder = DecoderV1::new(Cursor::new(&frame));
+        for m in MessageReader::new(&mut decoder) {
+            match m {
+                Ok(YMessage::Sync(SyncMessage::SyncStep1(sv))) => {
+                    let diff = stub.doc.transact().encode_diff_v1(&sv);
+                    let _ = tx.send(YMessage::Sync(SyncMessage::SyncStep2(diff)).encode_v1());
+                }
+                Ok(YMessage::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u))) => relay(&stub, u),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn relay(stub: &Stub, u: Vec<u8>) {
+    let update = Update::decode_v1(&u).unwrap();
+    if update.is_empty() {
+        return;
+    }
+    stub.doc.transact_mut().apply_update(update).unwrap();
+    let n = stub.updates.fetch_add(1, Ordering::Relaxed) + 1;
+    let frame = YMessage::Sync(SyncMessage::Update(u)).encode_v1();
+    for (no, tx) in stub.conns.lock().unwrap().iter() {
+        let mut f = frame.clone();
+        if *no == 1 {
+            match stub.fault {
+                Fault::Drop if n.is_multiple_of(4) => continue,
+                Fault::Corrupt if n.is_multiple_of(3) => corrupt(&mut f),
+                _ => {}
+            }
+        }
+        let _ = tx.send(f);
+    }
+}
+
+/// Changes the `<` that opens an inserted marker (`<iiiii.sssss>`) into `!`.
+fn corrupt(frame: &mut [u8]) {
+    if let Some(i) = frame.windows(2).position(|w| w[0] == b'<' && w[1].is_ascii_digit()) {
+        frame[i] = b'!';
+    }
+}
+
+async fn run_tool(url: &str) -> (bool, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vellum-load"))
+        .args(["--url", url, "--converge-timeout-ms", "1500", "--label", "stub"])
+        .args(["fanout", "--clients", "3", "--rate", "20", "--duration", "1.5"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    (out.status.success(), format!("{stdout}\n{stderr}"))
+}
+
+#[tokio::test]
+async fn a_correct_server_converges() {
+    let url = start(Fault::None).await;
+    let (ok, out) = run_tool(&url).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("\"converged\":true"), "{out}");
+}
+
+#[tokio::test]
+async fn dropped_updates_are_a_divergence() {
+    let url = start(Fault::Drop).await;
+    let (ok, out) = run_tool(&url).await;
+    assert!(!ok, "the tool passed a server that drops updates:\n{out}");
+    assert!(out.contains("DIVERGED"), "{out}");
+    assert!(out.contains("did not receive every update"), "{out}");
+    assert!(out.contains("\"converged\":false"), "{out}");
+}
+
+#[tokio::test]
+async fn corrupted_updates_are_a_divergence() {
+    let url = start(Fault::Corrupt).await;
+    let (ok, out) = run_tool(&url).await;
+    assert!(!ok, "the tool passed a server that corrupts updates:\n{out}");
+    assert!(out.contains("DIVERGED") && out.contains("at offset"), "{out}");
+}
