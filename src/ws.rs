@@ -23,6 +23,8 @@ use crate::store::{SessionRow, now};
 
 /// How long a socket closed for an oversized message stays open after the close frame.
 const TOO_BIG_LINGER: Duration = Duration::from_secs(2);
+/// How long a socket this side closes waits for the client's close frame.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 
 /// Initial size of a socket's read buffer (it grows for larger messages).
 const READ_BUFFER_BYTES: usize = 2 * 1024;
@@ -149,12 +151,18 @@ async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: WebSocket) 
     });
 
     let mut linger = false;
+    // Whether the client's side is done (it sent a close frame, or the socket ended):
+    // otherwise this side closes and waits for the client's reply (the closing handshake).
+    let mut peer_done = false;
     loop {
         let msg = tokio::select! {
             _ = kill.killed() => break,
             msg = stream.next() => match msg {
                 Some(m) => m,
-                None => break,
+                None => {
+                    peer_done = true;
+                    break;
+                }
             },
         };
         match msg {
@@ -163,13 +171,18 @@ async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: WebSocket) 
                 kill.kill(close::UNSUPPORTED, "binary frames only");
                 break;
             }
-            Ok(Message::Close(_)) => break,
+            Ok(Message::Close(_)) => {
+                peer_done = true;
+                break;
+            }
             Ok(Message::Ping(_) | Message::Pong(_)) => {}
             Err(e) => {
                 let text = e.to_string();
                 if text.contains("too long") || text.contains("Space limit") {
                     kill.kill(close::TOO_BIG, "message too big");
                     linger = true;
+                } else {
+                    peer_done = true;
                 }
                 break;
             }
@@ -178,6 +191,19 @@ async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: WebSocket) 
     drop(input); // leave the room
     kill.kill(1000, "");
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    if !peer_done && !linger {
+        // Our close frame is out: read until the client answers with its own, so the TCP
+        // close cannot race the client's reply (a client whose reply hits a closed socket
+        // gets a reset instead of our close code and reason).
+        let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+            while let Some(Ok(m)) = stream.next().await {
+                if let Message::Close(_) = m {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
     if linger {
         // The rest of the oversized message is still unread in the kernel's buffer, and
         // closing a socket with unread data sends a reset, which can reach the client

@@ -17,9 +17,13 @@ async fn serve(app: &TestApp) -> String {
 }
 
 async fn close_code(url: &str, send: Message) -> (u16, String) {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("upgrade");
-    ws.send(send).await.ok();
-    while let Some(msg) = ws.next().await {
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("upgrade");
+    // Send and read at once, as real clients do: a big message may not fit in the socket
+    // buffers once the server stops reading it, and a client blocked writing it would
+    // never read the close frame (the server then resets the connection).
+    let (mut tx, mut rx) = ws.split();
+    tokio::spawn(async move { tx.send(send).await.ok() });
+    while let Some(msg) = rx.next().await {
         match msg {
             Ok(Message::Close(Some(f))) => return (u16::from(f.code), f.reason.to_string()),
             Ok(Message::Close(None)) => return (1005, String::new()),

@@ -55,7 +55,9 @@ pub struct Kill {
 impl Kill {
     pub fn kill(&self, code: u16, reason: impl Into<String>) {
         if self.reason.set((code, reason.into())).is_ok() {
-            self.notify.notify_one();
+            // Every waiter: a socket has two (its reader and its writer). `notify_one`
+            // woke only one, and a writer that missed it dropped its close frame.
+            self.notify.notify_waiters();
         }
     }
 
@@ -66,10 +68,15 @@ impl Kill {
     /// Resolves with the close code and reason once killed.
     pub async fn killed(&self) -> (u16, String) {
         loop {
+            // Registered before checking, so a kill between the check and the wait
+            // is not missed (`notify_waiters` stores no permit).
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             if let Some(r) = self.reason.get() {
                 return r.clone();
             }
-            self.notify.notified().await;
+            notified.await;
         }
     }
 }
@@ -350,4 +357,35 @@ pub fn apply_frame(doc: &yrs::Doc, frame: &[u8], max_pending_bytes: usize) -> Re
 #[doc(hidden)]
 pub fn update_frame(update: &[u8]) -> Bytes {
     protocol::update(update)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket's reader and writer both wait on its `Kill`; both must see it (the writer
+    /// sends the close frame). Waking only one dropped close frames now and then.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kill_wakes_every_waiter() {
+        for _ in 0..50 {
+            let kill = Arc::new(Kill::default());
+            let waiters: Vec<_> = (0..2)
+                .map(|_| {
+                    let k = kill.clone();
+                    tokio::spawn(async move { k.killed().await })
+                })
+                .collect();
+            // Not synchronisation: it lets both waiters park first, which is the case that
+            // used to lose a wakeup (a kill before they wait is seen by the check).
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            kill.kill(1008, "policy");
+            for w in waiters {
+                let got = tokio::time::timeout(std::time::Duration::from_secs(5), w)
+                    .await
+                    .expect("a waiter missed the kill")
+                    .unwrap();
+                assert_eq!(got, (1008, "policy".to_string()));
+            }
+        }
+    }
 }
