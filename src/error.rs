@@ -104,6 +104,13 @@ impl Error {
     }
 }
 
+/// Content that does not fit the schema: a VALIDATION error naming its JSON path.
+impl From<crate::content::Invalid> for Error {
+    fn from(e: crate::content::Invalid) -> Self {
+        Error::validation(e.path, e.message)
+    }
+}
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         Error::Internal(e.into())

@@ -101,10 +101,7 @@ pub async fn body(app: &AppState, r: &Readable) -> Result<Option<Body>> {
 
 /// The live document's durable body.
 pub async fn live_body(app: &AppState, document_id: Uuid) -> Result<Body> {
-    let state = app.collab.durable_state(document_id).await?;
-    Ok(tokio::task::spawn_blocking(move || Body::from_state(&state))
-        .await
-        .map_err(anyhow::Error::from)??)
+    versions::decode_body(app.collab.durable_state(document_id).await?).await
 }
 
 /// Writes a body into the live document, block by block (see
@@ -123,7 +120,7 @@ pub async fn set_body(
     let visible = documents::get(&app.store, who, document_id).await?;
     policy::require(who, visible.access, Access::Write)?;
     let (target, base) = tokio::task::spawn_blocking(move || {
-        let target = content::parse_input(input).map_err(|e| Error::validation(e.path, e.message))?;
+        let target = content::parse_input(input)?;
         let base = base
             .map(content::parse_input)
             .transpose()
@@ -140,9 +137,7 @@ pub async fn set_body(
         })
         .await
         .map_err(versions::edit_error)?;
-    Ok(tokio::task::spawn_blocking(move || Body::from_state(&edited.state))
-        .await
-        .map_err(anyhow::Error::from)??)
+    versions::decode_body(edited.state).await
 }
 
 /// Saves a version of the live document and makes it the published one.

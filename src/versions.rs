@@ -132,6 +132,11 @@ pub async fn body(app: &AppState, version_id: i64) -> Result<Body> {
         .version_state(version_id)
         .await?
         .ok_or(Error::NotFound("version"))?;
+    decode_body(state).await
+}
+
+/// The body an encoded state holds, decoded off the executor.
+pub(crate) async fn decode_body(state: Vec<u8>) -> Result<Body> {
     Ok(tokio::task::spawn_blocking(move || Body::from_state(&state))
         .await
         .map_err(anyhow::Error::from)??)
@@ -154,12 +159,7 @@ pub async fn diff(
             }
             new.text
         }
-        None => {
-            let state = app.collab.durable_state(old.document_id).await?;
-            tokio::task::spawn_blocking(move || Body::from_state(&state).map(|b| b.text()))
-                .await
-                .map_err(anyhow::Error::from)??
-        }
+        None => crate::publishing::live_body(app, old.document_id).await?.text(),
     };
     let old_text = old.text;
     Ok(

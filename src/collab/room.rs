@@ -567,7 +567,7 @@ impl Room {
                     edit(&mut txn);
                     txn.encode_update_v1()
                 };
-                let state = doc.transact().encode_state_as_update_v1(&StateVector::default());
+                let state = crate::content::encode_state(&doc);
                 Edited { update, state }
             }))
         })

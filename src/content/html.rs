@@ -262,7 +262,8 @@ fn element(e: ElementRef, blocks: &mut Vec<Value>, run: &mut Vec<Value>, marks: 
             blocks.push(textblock(node, inner));
             blocks.append(&mut nested);
         }
-        "div" => {
+        // A stray list item counts for its content, like a div.
+        "div" | "li" => {
             flush(run, blocks);
             children_blocks(e, blocks, run);
             flush(run, blocks);
@@ -290,12 +291,6 @@ fn element(e: ElementRef, blocks: &mut Vec<Value>, run: &mut Vec<Value>, marks: 
                 json!({ "type": "bulletList", "content": items })
             };
             blocks.push(list);
-        }
-        "li" => {
-            // A stray list item: its content.
-            flush(run, blocks);
-            children_blocks(e, blocks, run);
-            flush(run, blocks);
         }
         "blockquote" => {
             flush(run, blocks);

@@ -53,6 +53,23 @@ pub enum BodyInput {
     Json(Value),
 }
 
+impl BodyInput {
+    /// The one format given (`field` names the input in the error when none or several are).
+    pub fn one_of(
+        field: &str,
+        html: Option<String>,
+        markdown: Option<String>,
+        json: Option<Value>,
+    ) -> Result<Self, Invalid> {
+        match (html, markdown, json) {
+            (Some(h), None, None) => Ok(Self::Html(h)),
+            (None, Some(m), None) => Ok(Self::Markdown(m)),
+            (None, None, Some(j)) => Ok(Self::Json(j)),
+            _ => Err(Invalid::new(field, "give exactly one of html, markdown and json")),
+        }
+    }
+}
+
 /// A body as ProseMirror JSON, rendered to the other formats on demand.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Body {

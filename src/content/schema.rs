@@ -122,6 +122,9 @@ fn children(node: &Value, path: &str, kind: Kind, depth: usize, count: &mut usiz
             "paragraph" | "heading" => children(child, &p, Kind::Inline, depth + 1, count)?,
             "bulletList" | "orderedList" => children(child, &p, Kind::ListItems, depth + 1, count)?,
             "blockquote" | "listItem" => children(child, &p, Kind::Blocks, depth + 1, count)?,
+            _ if child.get("content").is_some_and(|c| !c.is_null()) => {
+                return Err(Invalid::new(format!("{p}.content"), format!("`{name}` has no content")));
+            }
             _ => {}
         }
         // ProseMirror refuses (and the editor then drops) containers without content,
@@ -138,15 +141,6 @@ fn children(node: &Value, path: &str, kind: Kind, depth: usize, count: &mut usiz
                 format!("{p}.content[0]"),
                 "a list item starts with a paragraph",
             ));
-        }
-        match name {
-            "text" | "codeBlock" | "paragraph" | "heading" | "bulletList" | "orderedList" | "blockquote"
-            | "listItem" => {}
-            _ => {
-                if child.get("content").is_some_and(|c| !c.is_null()) {
-                    return Err(Invalid::new(format!("{p}.content"), format!("`{name}` has no content")));
-                }
-            }
         }
     }
     Ok(())

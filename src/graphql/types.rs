@@ -207,15 +207,12 @@ pub struct BodyInput {
 
 impl BodyInput {
     pub fn into_input(self, field: &str) -> Result<content::BodyInput, crate::error::Error> {
-        match (self.html, self.markdown, self.json) {
-            (Some(h), None, None) => Ok(content::BodyInput::Html(h)),
-            (None, Some(m), None) => Ok(content::BodyInput::Markdown(m)),
-            (None, None, Some(j)) => Ok(content::BodyInput::Json(j.0)),
-            _ => Err(crate::error::Error::validation(
-                field,
-                "give exactly one of html, markdown and json",
-            )),
-        }
+        Ok(content::BodyInput::one_of(
+            field,
+            self.html,
+            self.markdown,
+            self.json.map(|j| j.0),
+        )?)
     }
 }
 

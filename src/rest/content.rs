@@ -8,7 +8,6 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use super::Caller;
 use super::versions::body_json;
@@ -30,8 +29,7 @@ pub async fn by_id(
     params: Result<Query<Params>, QueryRejection>,
 ) -> Result<Json<Value>> {
     let Query(p) = params.map_err(|e| Error::validation("query", e.body_text()))?;
-    let id = Uuid::parse_str(&id).map_err(|_| Error::validation("id", "not a valid document id"))?;
-    read(&app, &who, Key::Id(id), p.draft).await
+    read(&app, &who, Key::Id(super::parse_document_id(&id)?), p.draft).await
 }
 
 pub async fn by_slug(

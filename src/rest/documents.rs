@@ -15,9 +15,7 @@ use crate::error::{Error, Result};
 use crate::state::AppState;
 use crate::store::OrderField;
 
-fn parse_id(id: &str) -> Result<Uuid> {
-    Uuid::parse_str(id).map_err(|_| Error::validation("id", "not a valid document id"))
-}
+use super::parse_document_id as parse_id;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -46,6 +46,11 @@ pub fn router() -> Router<AppState> {
         .fallback(|| async { Error::NotFound("endpoint") })
 }
 
+/// A document id from a path.
+pub(super) fn parse_document_id(id: &str) -> Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(id).map_err(|_| Error::validation("id", "not a valid document id"))
+}
+
 /// The session or API token: `Authorization: Bearer …` first, then the session cookie.
 pub fn bearer_token(headers: &HeaderMap, config: &Config) -> Option<String> {
     if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {

@@ -7,7 +7,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use super::{Caller, JsonBody};
 use crate::content::{self, Body};
@@ -17,9 +16,7 @@ use crate::state::AppState;
 use crate::store::Version;
 use crate::{publishing, versions};
 
-fn parse_id(id: &str) -> Result<Uuid> {
-    Uuid::parse_str(id).map_err(|_| Error::validation("id", "not a valid document id"))
-}
+use super::parse_document_id as parse_id;
 
 fn parse_number(n: &str) -> Result<i64> {
     n.parse::<i64>()
@@ -139,20 +136,6 @@ pub struct BaseBody {
     json: Option<Value>,
 }
 
-fn one_format(
-    html: Option<String>,
-    markdown: Option<String>,
-    json: Option<Value>,
-    field: &str,
-) -> Result<content::BodyInput> {
-    match (html, markdown, json) {
-        (Some(h), None, None) => Ok(content::BodyInput::Html(h)),
-        (None, Some(m), None) => Ok(content::BodyInput::Markdown(m)),
-        (None, None, Some(j)) => Ok(content::BodyInput::Json(j)),
-        _ => Err(Error::validation(field, "give exactly one of html, markdown and json")),
-    }
-}
-
 /// Writes the live body (exactly one of html, markdown, json).
 pub async fn set_body(
     State(app): State<AppState>,
@@ -162,10 +145,10 @@ pub async fn set_body(
 ) -> Result<Json<Value>> {
     let id = parse_id(&id)?;
     who.require_writer()?;
-    let input = one_format(b.html, b.markdown, b.json, "body")?;
+    let input = content::BodyInput::one_of("body", b.html, b.markdown, b.json)?;
     let base = b
         .base
-        .map(|x| one_format(x.html, x.markdown, x.json, "base"))
+        .map(|x| content::BodyInput::one_of("base", x.html, x.markdown, x.json))
         .transpose()?;
     let body = publishing::set_body(&app, &who, id, input, base).await?;
     Ok(Json(json!({ "body": body_json(&body) })))

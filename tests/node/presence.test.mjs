@@ -3,8 +3,7 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import WebSocket from 'ws'
-import { createClient } from 'graphql-ws'
+import { subscribe as subscribeTo } from './lib/subscription.mjs'
 import { useServer } from './lib/harness.mjs'
 import { createDocument, register, share } from './lib/api.mjs'
 import { Client } from './lib/client.mjs'
@@ -14,46 +13,7 @@ const server = useServer('presence')
 
 const PRESENCE = `subscription($d: ID!) { presenceChanged(documentId: $d) { userId displayName readOnly name color cursor } }`
 
-/** Subscribes and returns an async queue of events (or errors). */
-function subscribe (token, docId) {
-  const client = createClient({
-    url: `ws://127.0.0.1:${server.port}/graphql`,
-    webSocketImpl: WebSocket,
-    connectionParams: { token },
-    retryAttempts: 0,
-    lazy: false
-  })
-  const queue = []
-  const waiters = []
-  const push = (item) => {
-    const w = waiters.shift()
-    if (w) w(item)
-    else queue.push(item)
-  }
-  client.subscribe({ query: PRESENCE, variables: { d: docId } }, {
-    next: (v) => push(v),
-    error: (e) => push({ errors: Array.isArray(e) ? e : [{ message: String(e?.message ?? e?.reason ?? e) }] }),
-    complete: () => push({ complete: true })
-  })
-  return {
-    next (timeout = 10_000) {
-      if (queue.length) return Promise.resolve(queue.shift())
-      return new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error('no presence event within ' + timeout + ' ms')), timeout)
-        waiters.push((v) => { clearTimeout(t); resolve(v) })
-      })
-    },
-    /** Waits for an event matching `pred`, skipping others (presence changes come in bursts). */
-    async until (pred, what) {
-      for (;;) {
-        const ev = await this.next()
-        assert.ok(!ev.errors, `${what}: ${JSON.stringify(ev.errors)}`)
-        if (pred(ev.data.presenceChanged)) return ev.data.presenceChanged
-      }
-    },
-    dispose: () => client.dispose()
-  }
-}
+const subscribe = (token, docId) => subscribeTo(server, token, PRESENCE, { d: docId })
 
 test('presenceChanged follows clients joining, moving and leaving; strangers get an error', { skip: isReference && 'no GraphQL on the reference server', timeout: 60_000 }, async () => {
   const owner = await register(server, 'owner')
@@ -69,14 +29,14 @@ test('presenceChanged follows clients joining, moving and leaving; strangers get
   const eve = new Client(server, docId, { token: editor.token, name: 'eve' })
   await eve.synced()
   eve.provider.awareness.setLocalStateField('user', { name: 'Eve', color: '#0000ff' })
-  const joined = await sub.until((list) => list.some((p) => p.name === 'Eve'), 'Eve appears')
+  const joined = await sub.until((d) => d.presenceChanged.some((p) => p.name === 'Eve'), 'Eve appears').then((d) => d.presenceChanged)
   const entry = joined.find((p) => p.name === 'Eve')
   assert.equal(entry.userId, editor.user.id)
   assert.equal(entry.color, '#0000ff')
   assert.equal(entry.readOnly, false)
 
   eve.provider.awareness.setLocalStateField('cursor', { anchor: 3, head: 5 })
-  await sub.until((list) => list.some((p) => p.cursor?.head === 5), 'the cursor moves')
+  await sub.until((d) => d.presenceChanged.some((p) => p.cursor?.head === 5), 'the cursor moves')
 
   const denied = subscribe(stranger.token, docId)
   const ev = await denied.next()
@@ -85,6 +45,6 @@ test('presenceChanged follows clients joining, moving and leaving; strangers get
   denied.dispose()
 
   eve.provider.destroy()
-  await sub.until((list) => list.length === 0, 'Eve leaves')
+  await sub.until((d) => d.presenceChanged.length === 0, 'Eve leaves')
   sub.dispose()
 })

@@ -3,9 +3,8 @@
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import WebSocket from 'ws'
 import * as Y from 'yjs'
-import { createClient } from 'graphql-ws'
+import { subscribe as subscribeTo } from './lib/subscription.mjs'
 import { useServer } from './lib/harness.mjs'
 import { createDocument, register, share } from './lib/api.mjs'
 import { Client, waitConverged, waitForDoc } from './lib/client.mjs'
@@ -130,54 +129,9 @@ test('setBody while a client types in another paragraph: both changes survive', 
   assert.equal(await serverText(owner.token, id), 'Intro, rewritten by the API\n\nBody: typed live')
 })
 
-/** graphql-ws subscription as an async queue. */
-function subscribe (token, query, variables) {
-  const client = createClient({
-    url: `ws://127.0.0.1:${server.port}/graphql`,
-    webSocketImpl: WebSocket,
-    connectionParams: { token },
-    retryAttempts: 0,
-    lazy: false
-  })
-  const queue = []
-  const waiters = []
-  const seen = []
-  const push = (item) => {
-    seen.push(item)
-    const w = waiters.shift()
-    if (w) w(item)
-    else queue.push(item)
-  }
-  client.subscribe({ query, variables }, {
-    next: (v) => push(v),
-    error: (e) => push({ errors: Array.isArray(e) ? e : [{ message: String(e?.message ?? e?.reason ?? e) }] }),
-    complete: () => push({ complete: true })
-  })
-  return {
-    next (timeout = 10_000) {
-      if (queue.length) return Promise.resolve(queue.shift())
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no event within ${timeout} ms`)), timeout)
-        waiters.push((v) => { clearTimeout(timer); resolve(v) })
-      })
-    },
-    /** Every event with data received so far. */
-    dataEvents: () => seen.filter((e) => e.data),
-    /** The next event for which `pred(data)` holds, skipping others. */
-    async until (pred, what, timeout = 10_000) {
-      const deadline = Date.now() + timeout
-      for (;;) {
-        const ev = await this.next(Math.max(1, deadline - Date.now())).catch(() => { throw new Error(`no ${what} within ${timeout} ms`) })
-        assert.ok(!ev.errors && !ev.complete, `${what}: ${JSON.stringify(ev)}`)
-        if (pred(ev.data)) return ev.data
-      }
-    },
-    dispose: () => client.dispose()
-  }
-}
-
 const CHANGED = 'subscription($d: ID!) { documentChanged(id: $d) { kind document { id title lockVersion } } }'
 const CREATED = 'subscription($d: ID!) { versionCreated(documentId: $d) { number label } }'
+const subscribe = (token, query, variables) => subscribeTo(server, token, query, variables)
 
 test('documentChanged and versionCreated report changes made over REST, GraphQL and y-websocket, and nothing to strangers', { skip, timeout: 60_000 }, async (t) => {
   const owner = await register(server, 'owner')

@@ -18,16 +18,20 @@ use yrs::{Doc, ReadTxn, Transact, Update};
 #[derive(Clone, Copy, PartialEq)]
 enum Fault {
     None,
-    /// Every 4th update is not sent to the second connection.
+    /// Every 4th update from another client is not sent to the second connection.
     Drop,
-    /// Every 3rd update reaches the second connection with one inserted character changed.
+    /// Every 3rd update from another client reaches the second connection with one
+    /// inserted character changed.
     Corrupt,
 }
 
 struct Stub {
     doc: Doc,
     conns: Mutex<Vec<(usize, mpsc::UnboundedSender<Vec<u8>>)>>,
-    updates: AtomicUsize,
+    /// Updates from other clients relayed to the second connection. (Counting all
+    /// updates instead let the faults fall, in lockstep, only on that client's own
+    /// echoes, which it ignores: the broken server then looked correct.)
+    to_second: AtomicUsize,
     fault: Fault,
 }
 
@@ -38,7 +42,7 @@ async fn start(fault: Fault) -> String {
     let stub = Arc::new(Stub {
         doc: Doc::new(),
         conns: Mutex::new(Vec::new()),
-        updates: AtomicUsize::new(0),
+        to_second: AtomicUsize::new(0),
         fault,
     });
     tokio::spawn(async move {
@@ -78,24 +82,24 @@ async fn serve(stub: Arc<Stub>, no: usize, tcp: tokio::net::TcpStream) {
                     let diff = stub.doc.transact().encode_diff_v1(&sv);
                     let _ = tx.send(YMessage::Sync(SyncMessage::SyncStep2(diff)).encode_v1());
                 }
-                Ok(YMessage::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u))) => relay(&stub, u),
+                Ok(YMessage::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u))) => relay(&stub, no, u),
                 _ => {}
             }
         }
     }
 }
 
-fn relay(stub: &Stub, u: Vec<u8>) {
+fn relay(stub: &Stub, from: usize, u: Vec<u8>) {
     let update = Update::decode_v1(&u).unwrap();
     if update.is_empty() {
         return;
     }
     stub.doc.transact_mut().apply_update(update).unwrap();
-    let n = stub.updates.fetch_add(1, Ordering::Relaxed) + 1;
     let frame = YMessage::Sync(SyncMessage::Update(u)).encode_v1();
     for (no, tx) in stub.conns.lock().unwrap().iter() {
         let mut f = frame.clone();
-        if *no == 1 {
+        if *no == 1 && from != 1 {
+            let n = stub.to_second.fetch_add(1, Ordering::Relaxed) + 1;
             match stub.fault {
                 Fault::Drop if n.is_multiple_of(4) => continue,
                 Fault::Corrupt if n.is_multiple_of(3) => corrupt(&mut f),
