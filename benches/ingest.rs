@@ -31,7 +31,7 @@ use sqlx::Connection as _;
 use tokio::runtime::Runtime;
 use tokio::sync::{Semaphore, mpsc};
 use uuid::Uuid;
-use vellum::collab::{Collab, Kill, Peer};
+use vellum::collab::{Collab, Kill, Outbound, Peer};
 use vellum::config::{Config, Secret};
 use vellum::state::AppState;
 use yrs::sync::{Message, SyncMessage};
@@ -391,8 +391,8 @@ impl Extra {
 /// byte-identical to the frame sent, and frees one window slot per echo. On failure it
 /// closes the window, so the sender stops too.
 async fn collect_echoes(
-    outbound: mpsc::Receiver<Bytes>,
-    kill: Arc<Kill>,
+    outbound: Outbound,
+    kill: Kill,
     expected: Arc<Vec<Bytes>>,
     sent_at: mpsc::UnboundedReceiver<Instant>,
     window: Arc<Semaphore>,
@@ -405,8 +405,8 @@ async fn collect_echoes(
 }
 
 async fn count_echoes(
-    mut outbound: mpsc::Receiver<Bytes>,
-    kill: Arc<Kill>,
+    mut outbound: Outbound,
+    kill: Kill,
     expected: Arc<Vec<Bytes>>,
     mut sent_at: mpsc::UnboundedReceiver<Instant>,
     window: Arc<Semaphore>,

@@ -46,6 +46,7 @@ pub struct DatabaseConfig {
     pub url: Secret,
     pub max_connections: u32,
     pub sqlite_synchronous: SqliteSynchronous,
+    pub sqlite_cache_kib: u32,
     pub busy_timeout_ms: u64,
 }
 

@@ -7,14 +7,12 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde::Deserialize;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::auth::{Access, Principal};
-use crate::collab::{Connection, Peer, close};
+use crate::collab::{Connection, Outbound, Peer, Ready, close};
 use crate::documents;
 use crate::error::Error;
 use crate::rest::bearer_token;
@@ -27,7 +25,7 @@ const TOO_BIG_LINGER: Duration = Duration::from_secs(2);
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 
 /// Initial size of a socket's read buffer (it grows for larger messages).
-const READ_BUFFER_BYTES: usize = 2 * 1024;
+const READ_BUFFER_BYTES: usize = 512;
 
 #[derive(Deserialize)]
 pub struct WsParams {
@@ -89,34 +87,46 @@ async fn authorize(
     ))
 }
 
-async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: WebSocket) {
-    let (mut sink, mut stream) = socket.split();
+/// How a connection's socket loop ended.
+enum End {
+    /// Close with this code and reason (killed by the room, or by this side).
+    Close(u16, String),
+    /// The client sent its close frame: answer it.
+    ClientClosed,
+    /// A message over `max_message_bytes`: close with 1009 and linger.
+    TooBig,
+    /// The socket is gone (reset, or a write failed).
+    Gone,
+}
+
+/// One task per connection: it reads the client's frames into the room and writes the
+/// room's frames to the client. (Two tasks, a reader and a writer, cost more memory
+/// than anything else an idle connection held; BENCHMARKS.md, "idle".) The rare and
+/// large steps, joining and ending, are boxed so the future that lives as long as the
+/// connection stays small.
+async fn serve(app: AppState, document_id: Uuid, peer: Peer, mut socket: WebSocket) {
     let user_id = peer.user_id;
+    let joined = Box::pin(app.collab.join(document_id, peer)).await;
     let Connection {
         input,
         mut outbound,
         kill,
-    } = match app.collab.join(document_id, peer).await {
+    } = match joined {
         Ok(c) => c,
         Err(e) => {
             let (code, reason) = e.close();
-            let _ = sink
-                .send(Message::Close(Some(CloseFrame {
-                    code,
-                    reason: reason.into(),
-                })))
-                .await;
+            Box::pin(finish(socket, End::Close(code, reason))).await;
             return;
         }
     };
-    let session = SessionRow {
+    let session = Box::new(SessionRow {
         id: Uuid::now_v7(),
         node_id: app.collab.node_id().to_string(),
         user_id,
         document_id,
         connected_at: now(),
         heartbeat_at: now(),
-    };
+    });
     // Recorded beside the connection rather than before it: the client's sync step 1
     // need not wait for this commit (an fsync on SQLite) to be answered.
     let recorded = {
@@ -128,110 +138,114 @@ async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: WebSocket) 
         })
     };
 
-    // The writer owns the sink: frames from the room, then a close frame when killed.
-    let writer_kill = kill.clone();
-    let writer = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                biased;
-                (code, reason) = writer_kill.killed() => {
-                    let frame = CloseFrame { code, reason: reason.into() };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    break;
-                }
-                frame = outbound.recv() => match frame {
-                    // Everything already queued goes out with one flush (one write syscall)
-                    // instead of one per frame: under fan-out load a socket's frames arrive
-                    // in bursts (BENCHMARKS.md, "ceiling").
-                    Some(f) => if send_batch(&mut sink, f, &mut outbound).await.is_err() { break },
-                    None => break,
-                },
-            }
-        }
-    });
-
-    let mut linger = false;
-    // Whether the client's side is done (it sent a close frame, or the socket ended):
-    // otherwise this side closes and waits for the client's reply (the closing handshake).
-    let mut peer_done = false;
-    loop {
-        let msg = tokio::select! {
-            _ = kill.killed() => break,
-            msg = stream.next() => match msg {
-                Some(m) => m,
-                None => {
-                    peer_done = true;
-                    break;
+    let end = loop {
+        tokio::select! {
+            biased;
+            ready = outbound.ready() => match ready {
+                Ready::Killed(code, reason) => break End::Close(code, reason),
+                Ready::Closed => break End::Close(1000, String::new()),
+                Ready::Frames => {
+                    // A write the client does not read can wait forever: a kill (the
+                    // room's "too far behind", say) ends it. Boxed, like every large
+                    // step: it would otherwise be part of each idle connection's task.
+                    let sent = Box::pin(async {
+                        tokio::select! {
+                            r = send_queued(&mut socket, &mut outbound) => r.is_ok(),
+                            _ = kill.killed() => true,
+                        }
+                    })
+                    .await;
+                    if !sent {
+                        break End::Gone;
+                    }
                 }
             },
-        };
-        match msg {
-            Ok(Message::Binary(frame)) => input.receive(frame).await,
-            Ok(Message::Text(_)) => {
-                kill.kill(close::UNSUPPORTED, "binary frames only");
-                break;
-            }
-            Ok(Message::Close(_)) => {
-                peer_done = true;
-                break;
-            }
-            Ok(Message::Ping(_) | Message::Pong(_)) => {}
-            Err(e) => {
-                let text = e.to_string();
-                if text.contains("too long") || text.contains("Space limit") {
-                    kill.kill(close::TOO_BIG, "message too big");
-                    linger = true;
-                } else {
-                    peer_done = true;
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Binary(frame))) => input.receive(frame).await,
+                Some(Ok(Message::Text(_))) => kill.kill(close::UNSUPPORTED, "binary frames only"),
+                Some(Ok(Message::Close(_))) => break End::ClientClosed,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Err(e)) => {
+                    let text = e.to_string();
+                    if text.contains("too long") || text.contains("Space limit") {
+                        break End::TooBig;
+                    }
+                    // Most likely the socket is gone (and the close frame fails fast);
+                    // otherwise the client broke the protocol.
+                    break End::Close(close::PROTOCOL, "protocol error".into());
                 }
-                break;
-            }
+                None => break End::Gone,
+            },
         }
-    }
+    };
     drop(input); // leave the room
-    kill.kill(1000, "");
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-    if !peer_done && !linger {
-        // Our close frame is out: read until the client answers with its own, so the TCP
-        // close cannot race the client's reply (a client whose reply hits a closed socket
-        // gets a reset instead of our close code and reason).
-        let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
-            while let Some(Ok(m)) = stream.next().await {
-                if let Message::Close(_) = m {
-                    break;
+    drop(outbound);
+    Box::pin(async move {
+        finish(socket, end).await;
+        let _ = recorded.await; // so the delete cannot overtake the insert
+        if let Err(e) = app.store.delete_session(session.id).await {
+            tracing::warn!(error = ?e, "could not clear the session");
+        }
+    })
+    .await;
+}
+
+/// Closes the socket the way the loop ended.
+async fn finish(mut socket: WebSocket, end: End) {
+    let (code, reason) = match &end {
+        End::Gone => return,
+        End::Close(code, reason) => (*code, reason.clone()),
+        End::ClientClosed => (1000, String::new()),
+        End::TooBig => (close::TOO_BIG, "message too big".to_string()),
+    };
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    if tokio::time::timeout(CLOSE_HANDSHAKE, socket.send(Message::Close(Some(frame))))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    match end {
+        End::Close(..) => {
+            // Our close frame is out: read until the client answers with its own, so the
+            // TCP close cannot race the client's reply (a client whose reply hits a closed
+            // socket gets a reset instead of our close code and reason).
+            let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+                while let Some(Ok(m)) = socket.recv().await {
+                    if let Message::Close(_) = m {
+                        break;
+                    }
                 }
-            }
-        })
-        .await;
-    }
-    if linger {
-        // The rest of the oversized message is still unread in the kernel's buffer, and
-        // closing a socket with unread data sends a reset, which can reach the client
-        // before it has read our close frame (1009). With a small read buffer most of a
-        // big message is always unread, so give the client time to read the close first.
-        tokio::time::sleep(TOO_BIG_LINGER).await;
-    }
-    let _ = recorded.await; // so the delete cannot overtake the insert
-    if let Err(e) = app.store.delete_session(session.id).await {
-        tracing::warn!(error = ?e, "could not clear the session");
+            })
+            .await;
+        }
+        End::TooBig => {
+            // The rest of the oversized message is still unread in the kernel's buffer,
+            // and closing a socket with unread data sends a reset, which can reach the
+            // client before it has read our close frame (1009). With a small read buffer
+            // most of a big message is always unread, so give the client time to read the
+            // close first.
+            tokio::time::sleep(TOO_BIG_LINGER).await;
+        }
+        End::ClientClosed | End::Gone => {}
     }
 }
 
 /// Most frames written before one flush.
 const MAX_BATCH_FRAMES: usize = 64;
 
-/// Writes `first` and whatever else is already queued (up to [`MAX_BATCH_FRAMES`]), then
-/// flushes once.
-async fn send_batch<S>(sink: &mut S, first: Bytes, outbound: &mut mpsc::Receiver<Bytes>) -> Result<(), S::Error>
-where
-    S: futures::Sink<Message> + Unpin,
-{
-    sink.feed(Message::Binary(first)).await?;
-    for _ in 1..MAX_BATCH_FRAMES {
+/// Writes what is queued (up to [`MAX_BATCH_FRAMES`] frames), then flushes once: under
+/// fan-out load a socket's frames arrive in bursts, and one flush is one write syscall
+/// (BENCHMARKS.md, "ceiling").
+async fn send_queued(socket: &mut WebSocket, outbound: &mut Outbound) -> Result<(), axum::Error> {
+    for _ in 0..MAX_BATCH_FRAMES {
         match outbound.try_recv() {
-            Ok(f) => sink.feed(Message::Binary(f)).await?,
-            Err(_) => break,
+            Some(f) => socket.feed(Message::Binary(f)).await?,
+            None => break,
         }
     }
-    sink.flush().await
+    socket.flush().await
 }

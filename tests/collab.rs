@@ -143,10 +143,10 @@ impl Client {
         for _ in 0..max {
             let Some(conn) = &mut self.conn else { return };
             match conn.outbound.try_recv() {
-                Ok(frame) => {
+                Some(frame) => {
                     self.handle(&frame).await;
                 }
-                Err(_) => return,
+                None => return,
             }
         }
     }
@@ -762,7 +762,59 @@ async fn fuzz_regressions_keep_content(backend: Backend) {
     );
 }
 
+/// While a room builds its document from the database, a fresh client's sync step 1 is
+/// answered with the stored state right away; a client with state of its own, and its
+/// edits, wait for the document and lose nothing.
+async fn fresh_clients_are_answered_while_loading(backend: Backend) {
+    let app = app_with(backend, |_| {}).await;
+    let doc_id = new_document(&app).await;
+    let mut writer = Client::new(1);
+    writer.connect(&app.state.collab, doc_id, false).await;
+    let mut rng = StdRng::seed_from_u64(7);
+    for _ in 0..50 {
+        writer.edit(&mut rng);
+    }
+    writer.sync().await;
+    writer.disconnect();
+    wait_unloaded(&app.state.collab).await; // the final snapshot is all that is stored
+
+    let gate = app.state.collab.hold_next_load(doc_id);
+    // A fresh client: joined and answered although the document is not built.
+    let peer = || PeerInfo {
+        user_id: None,
+        display_name: "early".into(),
+        read_only: false,
+    };
+    let mut fresh = app.state.collab.join(doc_id, peer()).await.expect("join while loading");
+    let step1 = encode(Message::Sync(SyncMessage::SyncStep1(StateVector::default())));
+    fresh.input.receive(step1).await;
+    let first = tokio::time::timeout(WAIT, fresh.outbound.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut fresh_client = Client::new(2);
+    fresh_client.handle(&first).await;
+    assert_eq!(fresh_client.text(), writer.text(), "answered from the stored state");
+    // The writer comes back with an edit made offline: it waits for the document.
+    writer.edit(&mut rng);
+    writer.connect(&app.state.collab, doc_id, false).await;
+    writer.flush(usize::MAX).await;
+    assert!(
+        writer.conn.as_mut().unwrap().outbound.try_recv().is_none(),
+        "nothing before the document is built"
+    );
+    gate.notify_one();
+    // Then everyone is greeted and converges, the offline edit included.
+    fresh_client.conn = Some(fresh);
+    let mut clients = [writer, fresh_client];
+    settle(&app, doc_id, &mut clients).await;
+    let [writer, fresh_client] = clients;
+    assert_eq!(fresh_client.text(), writer.text());
+    assert_eq!(fresh_view(&app, doc_id).await.0, writer.text());
+}
+
 both_backends!(
+    fresh_clients_are_answered_while_loading,
     fuzz_regressions_keep_content,
     presence_lists_connections,
     random_convergence,

@@ -39,6 +39,22 @@ def trace_p99(k):
     return f
 
 
+def median_of(key):
+    def f(d):
+        v = sorted(d.get(key) or [])
+        return v[len(v) // 2] if v else None
+    return f
+
+
+def server_share(kind):
+    """Median over opens of open − upgrade − the client's own decode and apply."""
+    def f(d):
+        o, u, a = (d.get(f"{kind}_{k}_ms") or [] for k in ("open", "upgrade", "client_apply"))
+        v = sorted(x - y - z for x, y, z in zip(o, u, a))
+        return v[len(v) // 2] if v else None
+    return f
+
+
 # (bench, title, [(label, extractor, unit, better)]); better: "low" or "high".
 TABLES = [
     ("fanout", "Fan-out: one document, sender→receiver latency", [
@@ -71,7 +87,11 @@ TABLES = [
     ]),
     ("cold-load", "Opening a big document (automerge-paper prefix)", [
         ("cold open: connect → synced, text checked", "cold_open_median_ms", "ms", "low"),
+        ("cold open, of which the WebSocket upgrade", median_of("cold_upgrade_ms"), "ms", "low"),
+        ("cold open, of which the client's own decoding and applying", median_of("cold_client_apply_ms"), "ms", "low"),
+        ("cold open, the rest: the server's share (open − upgrade − client apply)", server_share("cold"), "ms", "low"),
         ("warm open (document already loaded)", "warm_open_median_ms", "ms", "low"),
+        ("warm open, the server's share", server_share("warm"), "ms", "low"),
         ("server memory holding the document", rss_delta, "KiB", "low"),
         ("bytes received on open", "bytes_received_on_open", "B", "low"),
         ("loading it: updates/s (one client, 256 in flight)", "load_updates_per_s", "updates/s", "high"),

@@ -13,16 +13,18 @@
 //!   applying, a pending-struct overflow, a failed commit) closes its sockets and is
 //!   reloaded from the database by the next join; other rooms are untouched.
 
+mod outbox;
 mod protocol;
 mod room;
 mod writer;
 
+pub use outbox::{Kill, Outbound, Ready};
 pub use protocol::close;
 pub use room::{EditError, Edited, PresenceEntry};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -45,48 +47,12 @@ pub struct Peer {
     pub read_only: bool,
 }
 
-/// Tells a connection's socket task to close with a code and reason.
-#[derive(Default)]
-pub struct Kill {
-    reason: OnceLock<(u16, String)>,
-    notify: Notify,
-}
-
-impl Kill {
-    pub fn kill(&self, code: u16, reason: impl Into<String>) {
-        if self.reason.set((code, reason.into())).is_ok() {
-            // Every waiter: a socket has two (its reader and its writer). `notify_one`
-            // woke only one, and a writer that missed it dropped its close frame.
-            self.notify.notify_waiters();
-        }
-    }
-
-    pub fn is_killed(&self) -> bool {
-        self.reason.get().is_some()
-    }
-
-    /// Resolves with the close code and reason once killed.
-    pub async fn killed(&self) -> (u16, String) {
-        loop {
-            // Registered before checking, so a kill between the check and the wait
-            // is not missed (`notify_waiters` stores no permit).
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(r) = self.reason.get() {
-                return r.clone();
-            }
-            notified.await;
-        }
-    }
-}
-
 /// A joined connection: feed `input` the client's frames, send `outbound` to the
 /// client, and close the socket when `kill` says so.
 pub struct Connection {
     pub input: ConnInput,
-    pub outbound: mpsc::Receiver<Bytes>,
-    pub kill: Arc<Kill>,
+    pub outbound: Outbound,
+    pub kill: Kill,
 }
 
 /// The room side of a connection; dropping it leaves the room.
@@ -100,7 +66,12 @@ impl ConnInput {
     /// Hands a frame from the client to the room (waits when the room is busy, which
     /// slows this client's reads rather than queueing without bound).
     pub async fn receive(&self, frame: Bytes) {
-        let _ = self.room.tx.send(Cmd::Frame { conn: self.id, frame }).await;
+        let cmd = Cmd::Frame { conn: self.id, frame };
+        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.room.tx.try_send(cmd) {
+            // Boxed: the waiting send holds a whole command, and this future lives inside
+            // every connection's task (BENCHMARKS.md, "idle").
+            let _ = Box::pin(self.room.tx.send(cmd)).await;
+        }
     }
 }
 
@@ -151,6 +122,9 @@ struct Shared {
     next_room: AtomicU64,
     /// Documents whose next update apply panics (fault injection for tests).
     faults: Mutex<HashSet<Uuid>>,
+    /// Documents whose next load waits, after reading the database and before building
+    /// the document, until the gate is notified (for tests).
+    load_gates: Mutex<HashMap<Uuid, Arc<Notify>>>,
 }
 
 impl Collab {
@@ -173,6 +147,7 @@ impl Collab {
                 next_conn: AtomicU64::new(1),
                 next_room: AtomicU64::new(1),
                 faults: Mutex::new(HashSet::new()),
+                load_gates: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -202,16 +177,14 @@ impl Collab {
             return Err(JoinError::TooManyConnections("on this server"));
         }
         let id = s.next_conn.fetch_add(1, Ordering::Relaxed);
-        let kill = Arc::new(Kill::default());
         loop {
             let room = self.room(document_id);
-            let (outbound_tx, outbound) = mpsc::channel(s.config.outbound_queue);
+            let (out, outbound, kill) = outbox::pair(s.config.outbound_queue);
             let (reply, answer) = oneshot::channel();
             let cmd = Cmd::Join {
                 conn: id,
                 peer: peer.clone(),
-                tx: outbound_tx,
-                kill: kill.clone(),
+                out,
                 reply,
             };
             if room.tx.send(cmd).await.is_err() {
@@ -340,6 +313,23 @@ impl Collab {
     fn take_fault(&self, document_id: Uuid) -> bool {
         self.shared.faults.lock().expect("faults lock").remove(&document_id)
     }
+
+    /// Test hook: the next load of `document_id` reads the database, then waits to build
+    /// the document until the returned gate is notified (`notify_one`).
+    #[doc(hidden)]
+    pub fn hold_next_load(&self, document_id: Uuid) -> Arc<Notify> {
+        let gate = Arc::new(Notify::new());
+        self.shared
+            .load_gates
+            .lock()
+            .expect("gates lock")
+            .insert(document_id, gate.clone());
+        gate
+    }
+
+    fn take_load_gate(&self, document_id: Uuid) -> Option<Arc<Notify>> {
+        self.shared.load_gates.lock().expect("gates lock").remove(&document_id)
+    }
 }
 
 /// What the room does with one client frame, without a room: decode it and, for an
@@ -357,35 +347,4 @@ pub fn apply_frame(doc: &yrs::Doc, frame: &[u8], max_pending_bytes: usize) -> Re
 #[doc(hidden)]
 pub fn update_frame(update: &[u8]) -> Bytes {
     protocol::update(update)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A socket's reader and writer both wait on its `Kill`; both must see it (the writer
-    /// sends the close frame). Waking only one dropped close frames now and then.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn kill_wakes_every_waiter() {
-        for _ in 0..50 {
-            let kill = Arc::new(Kill::default());
-            let waiters: Vec<_> = (0..2)
-                .map(|_| {
-                    let k = kill.clone();
-                    tokio::spawn(async move { k.killed().await })
-                })
-                .collect();
-            // Not synchronisation: it lets both waiters park first, which is the case that
-            // used to lose a wakeup (a kill before they wait is seen by the check).
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-            kill.kill(1008, "policy");
-            for w in waiters {
-                let got = tokio::time::timeout(std::time::Duration::from_secs(5), w)
-                    .await
-                    .expect("a waiter missed the kill")
-                    .unwrap();
-                assert_eq!(got, (1008, "policy".to_string()));
-            }
-        }
-    }
 }

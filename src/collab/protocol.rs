@@ -12,6 +12,8 @@ use yrs::updates::encoder::Encode;
 pub mod close {
     /// Server shutting down: reconnect elsewhere or later.
     pub const GOING_AWAY: u16 = 1001;
+    /// A frame that breaks the WebSocket protocol (RFC 6455).
+    pub const PROTOCOL: u16 = 1002;
     /// A message type this server does not speak.
     pub const UNSUPPORTED: u16 = 1003;
     /// A message that does not decode.

@@ -18,10 +18,12 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, TransactionMut, Update, WriteTxn};
 
+use super::outbox::{OutboxSender, SendError};
 use super::protocol::{self, Incoming, close};
 use super::writer::WriteResult;
-use super::{Collab, ConnId, JoinError, Kill, Peer};
+use super::{Collab, ConnId, JoinError, Peer};
 use crate::bus::{BusEvent, BusMessage};
+use crate::store::StoredState;
 
 /// Documents larger than this are encoded on the blocking pool rather than inline.
 const INLINE_ENCODE_BYTES: usize = 256 * 1024;
@@ -34,8 +36,7 @@ pub(super) enum Cmd {
     Join {
         conn: ConnId,
         peer: Peer,
-        tx: mpsc::Sender<Bytes>,
-        kill: Arc<Kill>,
+        out: OutboxSender,
         reply: oneshot::Sender<Result<(), JoinRefused>>,
     },
     Frame {
@@ -115,8 +116,8 @@ pub(super) fn spawn(collab: Collab, id: Uuid, generation: u64) -> RoomHandle {
 
 struct Conn {
     peer: Peer,
-    tx: mpsc::Sender<Bytes>,
-    kill: Arc<Kill>,
+    /// Frames to the client, and its kill switch.
+    out: OutboxSender,
     told_read_only: bool,
 }
 
@@ -191,24 +192,31 @@ struct Room {
 async fn run(collab: Collab, id: Uuid, generation: u64, mut rx: mpsc::Receiver<Cmd>) {
     // Subscribe before loading, so nothing published meanwhile is missed.
     let mut bus_rx = collab.bus().subscribe_remote(id);
-    let loaded = load(&collab, id).await;
-    let (doc, last_seq, size) = match loaded {
-        Ok(l) => l,
+    let unavailable = || JoinRefused::Error(JoinError::Unavailable("could not load it from the database".into()));
+    let state = match collab.shared.store.load_document_state(id).await {
+        Ok(s) => s,
         Err(e) => {
             tracing::error!(document = %id, error = ?e, "could not load document");
             collab.unregister_if(id, generation, || true);
-            drain(&mut rx, || {
-                JoinRefused::Error(JoinError::Unavailable("could not load it from the database".into()))
-            });
+            drain(&mut rx, unavailable);
             return;
         }
     };
+    let (last_seq, size) = (state.last_seq(), stored_size(&state));
+    let stored = stored_sync_step2(&state);
+    let gate = collab.take_load_gate(id);
+    let mut building = Box::pin(async move {
+        if let Some(gate) = gate {
+            gate.notified().await;
+        }
+        tokio::task::spawn_blocking(move || build(state)).await
+    });
     let collab_grace = collab.config().unload_grace_ms;
     let mut room = Room {
         collab,
         id,
         generation,
-        doc,
+        doc: Doc::new(), // replaced once built
         conns: HashMap::new(),
         awareness: HashMap::new(),
         last_seq,
@@ -219,6 +227,49 @@ async fn run(collab: Collab, id: Uuid, generation: u64, mut rx: mpsc::Receiver<C
         inflight: FuturesOrdered::new(),
         unload_at: Some(Instant::now() + Duration::from_millis(collab_grace)),
     };
+    // While the document is being built (milliseconds for a big one), joins are taken
+    // and a fresh client's sync step 1 is answered with the stored state as it is in the
+    // database (durable by definition); everything else waits, in order, for the document.
+    let mut deferred = Vec::new();
+    let built = loop {
+        tokio::select! {
+            built = &mut building => break built.map_err(anyhow::Error::from).and_then(|b| b),
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => {
+                    if let Some(cmd) = room.early(cmd, stored.as_ref(), !deferred.is_empty()) {
+                        deferred.push(cmd);
+                    }
+                }
+                None => return,
+            },
+        }
+    };
+    match built {
+        Ok(doc) => room.doc = doc,
+        Err(e) => {
+            tracing::error!(document = %id, error = ?e, "could not load document");
+            for c in room.conns.values() {
+                c.out.kill(
+                    close::INTERNAL,
+                    "document unavailable: could not load it from the database",
+                );
+            }
+            room.collab.unregister_if(id, generation, || true);
+            deferred.into_iter().for_each(|cmd| refuse(cmd, unavailable));
+            drain(&mut rx, unavailable);
+            return;
+        }
+    }
+    // Those who joined early get the room's state vector now, then what waited.
+    let early: Vec<ConnId> = room.conns.keys().copied().collect();
+    for conn in early {
+        room.greet(conn);
+    }
+    for cmd in deferred {
+        if let Flow::Stop = room.handle(cmd, &mut rx).await {
+            return;
+        }
+    }
     loop {
         let idle = room.conns.is_empty() && room.inflight.is_empty();
         let unload_at = room
@@ -242,59 +293,78 @@ async fn run(collab: Collab, id: Uuid, generation: u64, mut rx: mpsc::Receiver<C
 /// Loads the snapshot and later updates into a fresh document, off the executor.
 pub(super) async fn load(collab: &Collab, id: Uuid) -> anyhow::Result<(Doc, i64, usize)> {
     let state = collab.shared.store.load_document_state(id).await?;
-    let last_seq = state.last_seq();
-    let size =
-        state.snapshot.as_ref().map_or(0, |(s, _)| s.len()) + state.updates.iter().map(|(_, u)| u.len()).sum::<usize>();
-    let doc = tokio::task::spawn_blocking(move || {
-        catch_unwind(AssertUnwindSafe(|| -> anyhow::Result<Doc> {
-            let doc = Doc::new();
-            {
-                let mut txn = doc.transact_mut();
-                let stored = state
-                    .snapshot
-                    .iter()
-                    .map(|(s, _)| s)
-                    .chain(state.updates.iter().map(|(_, u)| u));
-                for bytes in stored {
-                    let update =
-                        Update::decode_v1(bytes).map_err(|e| anyhow::anyhow!("stored update does not decode: {e}"))?;
-                    txn.apply_update(update)
-                        .map_err(|e| anyhow::anyhow!("stored update does not apply: {e}"))?;
-                }
-                // Structs still waiting for predecessors are not content. Drop them: a
-                // client that has them sends them again in its sync step 2, and a crafted
-                // pending state (on which yrs panics when encoding) cannot outlive a reload.
-                if txn.has_missing_updates() {
-                    let _ = txn.prune_pending();
-                }
-            }
-            Ok(doc)
-        }))
-        .map_err(|_| anyhow::anyhow!("panic while loading"))?
-    })
-    .await??;
+    let (last_seq, size) = (state.last_seq(), stored_size(&state));
+    let doc = tokio::task::spawn_blocking(move || build(state)).await??;
     Ok((doc, last_seq, size))
+}
+
+fn stored_size(state: &StoredState) -> usize {
+    state.snapshot.as_ref().map_or(0, |(s, _)| s.len()) + state.updates.iter().map(|(_, u)| u.len()).sum::<usize>()
+}
+
+/// A sync step 2 carrying the whole stored state, when the database holds it as one
+/// update: a snapshot with no updates after it (what unloading leaves), or one update.
+fn stored_sync_step2(state: &StoredState) -> Option<Bytes> {
+    match (&state.snapshot, state.updates.as_slice()) {
+        (Some((snapshot, _)), []) => Some(protocol::sync_step2(snapshot.clone())),
+        (None, [(_, update)]) => Some(protocol::sync_step2(update.clone())),
+        _ => None,
+    }
+}
+
+/// Builds a document from its stored state. Blocking; yrs panics become errors.
+fn build(state: StoredState) -> anyhow::Result<Doc> {
+    catch_unwind(AssertUnwindSafe(|| -> anyhow::Result<Doc> {
+        let doc = Doc::new();
+        {
+            let mut txn = doc.transact_mut();
+            let stored = state
+                .snapshot
+                .iter()
+                .map(|(s, _)| s)
+                .chain(state.updates.iter().map(|(_, u)| u));
+            for bytes in stored {
+                let update =
+                    Update::decode_v1(bytes).map_err(|e| anyhow::anyhow!("stored update does not decode: {e}"))?;
+                txn.apply_update(update)
+                    .map_err(|e| anyhow::anyhow!("stored update does not apply: {e}"))?;
+            }
+            // Structs still waiting for predecessors are not content. Drop them: a
+            // client that has them sends them again in its sync step 2, and a crafted
+            // pending state (on which yrs panics when encoding) cannot outlive a reload.
+            if txn.has_missing_updates() {
+                let _ = txn.prune_pending();
+            }
+        }
+        Ok(doc)
+    }))
+    .map_err(|_| anyhow::anyhow!("panic while loading"))?
 }
 
 /// Answers whatever is still queued after the room stopped taking commands.
 fn drain(rx: &mut mpsc::Receiver<Cmd>, refusal: impl Fn() -> JoinRefused) {
     rx.close();
     while let Ok(cmd) = rx.try_recv() {
-        match cmd {
-            Cmd::Join { reply, .. } => {
-                let _ = reply.send(Err(refusal()));
-            }
-            Cmd::Presence { reply } => {
-                let _ = reply.send(Vec::new());
-            }
-            Cmd::Shutdown { reply } => {
-                let _ = reply.send(());
-            }
-            Cmd::Edit { reply, .. } => {
-                let _ = reply.send(Err(EditError::Failed("the document was unloading; try again".into())));
-            }
-            Cmd::Frame { .. } | Cmd::Leave { .. } => {}
+        refuse(cmd, &refusal);
+    }
+}
+
+/// Answers a command this room will not carry out.
+fn refuse(cmd: Cmd, refusal: impl Fn() -> JoinRefused) {
+    match cmd {
+        Cmd::Join { reply, .. } => {
+            let _ = reply.send(Err(refusal()));
         }
+        Cmd::Presence { reply } => {
+            let _ = reply.send(Vec::new());
+        }
+        Cmd::Shutdown { reply } => {
+            let _ = reply.send(());
+        }
+        Cmd::Edit { reply, .. } => {
+            let _ = reply.send(Err(EditError::Failed("the document was unloading; try again".into())));
+        }
+        Cmd::Frame { .. } | Cmd::Leave { .. } => {}
     }
 }
 
@@ -350,38 +420,10 @@ fn decode_update(data: &[u8]) -> Result<Update, String> {
 impl Room {
     async fn handle(&mut self, cmd: Cmd, rx: &mut mpsc::Receiver<Cmd>) -> Flow {
         match cmd {
-            Cmd::Join {
-                conn,
-                peer,
-                tx,
-                kill,
-                reply,
-            } => {
-                if self.conns.len() >= self.collab.config().max_connections_per_document {
-                    let _ = reply.send(Err(JoinRefused::Error(JoinError::TooManyConnections(
-                        "on this document",
-                    ))));
-                    return Flow::Continue;
+            Cmd::Join { conn, peer, out, reply } => {
+                if self.join(conn, peer, out, reply) {
+                    self.greet(conn);
                 }
-                if reply.send(Ok(())).is_err() {
-                    return Flow::Continue; // the joiner gave up
-                }
-                self.conns.insert(
-                    conn,
-                    Conn {
-                        peer,
-                        tx,
-                        kill,
-                        told_read_only: false,
-                    },
-                );
-                self.unload_at = None;
-                let sv = self.doc.transact().state_vector();
-                self.send(conn, protocol::sync_step1(&sv));
-                if !self.awareness.is_empty() {
-                    self.send(conn, self.awareness_frame());
-                }
-                self.publish(BusEvent::PresenceChanged);
                 Flow::Continue
             }
             Cmd::Frame { conn, frame } => self.on_frame(conn, frame, rx).await,
@@ -403,13 +445,76 @@ impl Room {
                 }
                 self.final_snapshot().await;
                 for c in self.conns.values() {
-                    c.kill.kill(close::GOING_AWAY, "server shutting down");
+                    c.out.kill(close::GOING_AWAY, "server shutting down");
                 }
                 self.collab.unregister_if(self.id, self.generation, || true);
                 drain(rx, || JoinRefused::Retry);
                 let _ = reply.send(());
                 Flow::Stop
             }
+        }
+    }
+
+    /// Takes a connection in; false if refused (or the joiner gave up).
+    fn join(
+        &mut self,
+        conn: ConnId,
+        peer: Peer,
+        out: OutboxSender,
+        reply: oneshot::Sender<Result<(), JoinRefused>>,
+    ) -> bool {
+        if self.conns.len() >= self.collab.config().max_connections_per_document {
+            let _ = reply.send(Err(JoinRefused::Error(JoinError::TooManyConnections(
+                "on this document",
+            ))));
+            return false;
+        }
+        if reply.send(Ok(())).is_err() {
+            return false; // the joiner gave up
+        }
+        self.conns.insert(
+            conn,
+            Conn {
+                peer,
+                out,
+                told_read_only: false,
+            },
+        );
+        self.unload_at = None;
+        self.publish(BusEvent::PresenceChanged);
+        true
+    }
+
+    /// The room's first frames to a joined connection: its sync step 1 (so the client
+    /// sends what the room lacks) and who is here.
+    fn greet(&mut self, conn: ConnId) {
+        let sv = self.doc.transact().state_vector();
+        self.send(conn, protocol::sync_step1(&sv));
+        if !self.awareness.is_empty() {
+            self.send(conn, self.awareness_frame());
+        }
+    }
+
+    /// A command that arrives while the document is being built: a join is taken (its
+    /// greeting waits for the document), and a fresh client's sync step 1 is answered
+    /// with `stored` (a sync step 2 of the stored state), unless something is already
+    /// waiting. Returns the command if it must wait for the document.
+    fn early(&mut self, cmd: Cmd, stored: Option<&Bytes>, waiting: bool) -> Option<Cmd> {
+        match cmd {
+            Cmd::Join { conn, peer, out, reply } => {
+                self.join(conn, peer, out, reply);
+                None
+            }
+            Cmd::Frame { conn, ref frame } if !waiting && self.conns.contains_key(&conn) => {
+                match (stored, protocol::decode(frame)) {
+                    (Some(reply), Ok(Incoming::SyncStep1(sv))) if sv.is_empty() => {
+                        self.send(conn, reply.clone());
+                        None
+                    }
+                    _ => Some(cmd),
+                }
+            }
+            cmd => Some(cmd),
         }
     }
 
@@ -736,7 +841,7 @@ impl Room {
     /// join loads the room again from the database.
     async fn poison(&mut self, reason: &str, rx: &mut mpsc::Receiver<Cmd>) -> Flow {
         for c in self.conns.values() {
-            c.kill.kill(close::INTERNAL, reason);
+            c.out.kill(close::INTERNAL, reason);
         }
         self.conns.clear();
         // Let updates already handed to the writer finish (committed or failed) before a
@@ -890,14 +995,14 @@ impl Room {
 
     fn send(&mut self, conn: ConnId, frame: Bytes) {
         let Some(c) = self.conns.get(&conn) else { return };
-        match c.tx.try_send(frame) {
+        match c.out.try_send(frame) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => self.kill(
+            Err(SendError::Full) => self.kill(
                 conn,
                 close::TRY_AGAIN,
                 "client fell too far behind; reconnect to resync",
             ),
-            Err(mpsc::error::TrySendError::Closed(_)) => self.remove(conn),
+            Err(SendError::Closed) => self.remove(conn),
         }
     }
 
@@ -912,7 +1017,7 @@ impl Room {
         if let Some(c) = self.conns.get(&conn) {
             let reason = reason.into();
             tracing::info!(document = %self.id, conn, code, %reason, "closing connection");
-            c.kill.kill(code, reason);
+            c.out.kill(code, reason);
         }
         self.remove(conn);
     }

@@ -94,6 +94,7 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(synchronous)
             .foreign_keys(true)
+            .pragma("cache_size", format!("-{}", db.sqlite_cache_kib))
             .busy_timeout(Duration::from_millis(db.busy_timeout_ms));
         let pool = SqlitePoolOptions::new()
             .max_connections(db.max_connections)

@@ -154,6 +154,9 @@ pub struct Client {
     pub closed: Option<String>,
     /// Time from connecting to the WebSocket upgrade's answer (auth happens before it).
     pub upgrade: Duration,
+    /// Time this client spent decoding and applying sync step 2 replies: the client's
+    /// own share of an open, whatever the server.
+    pub sync_apply: Duration,
 }
 
 impl Client {
@@ -181,6 +184,7 @@ impl Client {
             errors: Vec::new(),
             closed: None,
             upgrade: t0.elapsed(),
+            sync_apply: Duration::ZERO,
         };
         let sv = c.doc.transact().state_vector();
         c.send(YMessage::Sync(SyncMessage::SyncStep1(sv)).encode_v1().into())
@@ -246,7 +250,9 @@ impl Client {
                         .push(YMessage::Sync(SyncMessage::SyncStep2(diff)).encode_v1().into());
                 }
                 Ok(YMessage::Sync(SyncMessage::SyncStep2(u))) => {
+                    let t = Instant::now();
                     self.apply(&u);
+                    self.sync_apply += t.elapsed();
                     self.synced = true;
                 }
                 Ok(YMessage::Sync(SyncMessage::Update(u))) => {

@@ -619,10 +619,12 @@ pub async fn cold_load(target: &Target, a: ColdLoadArgs) -> anyhow::Result<Outco
     // Warm: the document is loaded (its writer is still connected).
     let mut warm = Vec::new();
     let (mut warm_up, mut cold_up) = (Vec::new(), Vec::new());
+    let (mut warm_apply, mut cold_apply) = (Vec::new(), Vec::new());
     for _ in 0..a.opens {
         let (c, t) = open_once().await?;
         warm.push(t);
         warm_up.push(c.upgrade);
+        warm_apply.push(c.sync_apply);
         reports.push(Report::from_ref(&c, 0));
         c.close().await;
     }
@@ -635,6 +637,7 @@ pub async fn cold_load(target: &Target, a: ColdLoadArgs) -> anyhow::Result<Outco
         let (c, t) = open_once().await?;
         cold.push(t);
         cold_up.push(c.upgrade);
+        cold_apply.push(c.sync_apply);
         state_bytes = c.bytes_in;
         reports.push(Report::from_ref(&c, 0));
         c.close().await;
@@ -653,13 +656,14 @@ pub async fn cold_load(target: &Target, a: ColdLoadArgs) -> anyhow::Result<Outco
         "warm_open_ms": ms(&warm), "cold_open_ms": ms(&cold),
         "warm_open_median_ms": round3(median(&warm)), "cold_open_median_ms": round3(median(&cold)),
         "warm_upgrade_ms": ms(&warm_up), "cold_upgrade_ms": ms(&cold_up),
+        "warm_client_apply_ms": ms(&warm_apply), "cold_client_apply_ms": ms(&cold_apply),
         "bytes_received_on_open": state_bytes,
         "unload_wait_ms": a.unload_wait_ms,
         "rss": rss_json(rss_before, rss_loaded, Some(("doc", 1))),
         "load_cpu": cpu_json,
     });
     let human = format!(
-        "  document of {patches} patches ({} B of text), loaded at {:.0} updates/s\n  open (connect → synced, text checked): warm {:?} ms, cold (after {} ms with nobody connected) {:?} ms; {} B received\n  of which the WebSocket upgrade (authentication): warm {:?} ms, cold {:?} ms\n  server RSS {} → {} KiB with the document loaded",
+        "  document of {patches} patches ({} B of text), loaded at {:.0} updates/s\n  open (connect → synced, text checked): warm {:?} ms, cold (after {} ms with nobody connected) {:?} ms; {} B received\n  of which the WebSocket upgrade (authentication): warm {:?} ms, cold {:?} ms\n  and the client's own decoding and applying of the state: warm {:?} ms, cold {:?} ms\n  server RSS {} → {} KiB with the document loaded",
         expected.len(),
         patches as f64 / load_s,
         ms(&warm),
@@ -668,6 +672,8 @@ pub async fn cold_load(target: &Target, a: ColdLoadArgs) -> anyhow::Result<Outco
         state_bytes,
         ms(&warm_up),
         ms(&cold_up),
+        ms(&warm_apply),
+        ms(&cold_apply),
         json["rss"]["before_kib"],
         json["rss"]["after_kib"],
     );
