@@ -1,5 +1,6 @@
 //! Wiring: state from config, the router, and serving with graceful shutdown.
 
+use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -153,6 +154,7 @@ pub async fn serve(
     let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
     let store = state.store.clone();
     let collab = state.collab.clone();
+    let node_id = collab.node_id().to_string();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // Nagle's algorithm holds back a small WebSocket frame until the previous one is
     // acknowledged, and the peer delays that ACK by up to 40 ms: without TCP_NODELAY a
@@ -177,6 +179,11 @@ pub async fn serve(
             tracing::warn!("in-flight requests did not finish within the grace period");
             server.abort();
         }
+    }
+    // Sockets still closing cannot clear their own session rows once the store is
+    // closed: clear this node's in one statement first (the next start would too).
+    if let Err(e) = store.clear_stale_sessions(&node_id, DateTime::<Utc>::MIN_UTC).await {
+        tracing::warn!(error = ?e, "could not clear this node's sessions");
     }
     store.close().await;
     Ok(())

@@ -119,24 +119,15 @@ async fn serve(app: AppState, document_id: Uuid, peer: Peer, mut socket: WebSock
             return;
         }
     };
-    let session = Box::new(SessionRow {
-        id: Uuid::now_v7(),
+    let session_id = Uuid::now_v7();
+    app.collab.sessions().connected(SessionRow {
+        id: session_id,
         node_id: app.collab.node_id().to_string(),
         user_id,
         document_id,
         connected_at: now(),
         heartbeat_at: now(),
     });
-    // Recorded beside the connection rather than before it: the client's sync step 1
-    // need not wait for this commit (an fsync on SQLite) to be answered.
-    let recorded = {
-        let (store, row) = (app.store.clone(), session.clone());
-        tokio::spawn(async move {
-            if let Err(e) = store.insert_session(&row).await {
-                tracing::warn!(error = ?e, "could not record the session");
-            }
-        })
-    };
 
     let end = loop {
         tokio::select! {
@@ -180,14 +171,8 @@ async fn serve(app: AppState, document_id: Uuid, peer: Peer, mut socket: WebSock
     };
     drop(input); // leave the room
     drop(outbound);
-    Box::pin(async move {
-        finish(socket, end).await;
-        let _ = recorded.await; // so the delete cannot overtake the insert
-        if let Err(e) = app.store.delete_session(session.id).await {
-            tracing::warn!(error = ?e, "could not clear the session");
-        }
-    })
-    .await;
+    app.collab.sessions().disconnected(session_id);
+    Box::pin(finish(socket, end)).await;
 }
 
 /// Closes the socket the way the loop ended.

@@ -75,4 +75,39 @@ async fn socket_limits_and_refusals(backend: Backend) {
     assert_eq!(&first.into_data()[..2], &[0, 0], "the server opens with sync step 1");
 }
 
-both_backends!(socket_limits_and_refusals);
+/// Each connection has an `active_sessions` row while it is open (written in batches,
+/// so it may trail the socket by a commit).
+async fn sessions_follow_connections(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let base = serve(&app).await;
+    let (owner, _) = app.register("owner@example.com", "Owner").await;
+    let doc = app.create_doc(&owner, "Sessions").await;
+    let id: uuid::Uuid = doc["id"].as_str().unwrap().parse().unwrap();
+    let sessions = || async { app.state.store.sessions_of(id).await.unwrap().len() };
+    let until = |want: usize| async move {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let n = sessions().await;
+            if n == want {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{n} sessions, want {want}");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    let url = format!("{base}/ws/doc/{id}?token={owner}");
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("upgrade");
+        ws.next().await.expect("the room's sync step 1").unwrap();
+        sockets.push(ws);
+    }
+    until(3).await;
+    let mut first = sockets.remove(0);
+    first.close(None).await.unwrap();
+    until(2).await;
+    drop(sockets); // no close frames: the server sees the sockets end
+    until(0).await;
+}
+
+both_backends!(socket_limits_and_refusals, sessions_follow_connections);

@@ -16,11 +16,13 @@
 mod outbox;
 mod protocol;
 mod room;
+mod sessions;
 mod writer;
 
 pub use outbox::{Kill, Outbound, Ready};
 pub use protocol::close;
 pub use room::{EditError, Edited, PresenceEntry};
+pub use sessions::SessionLog;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -116,6 +118,7 @@ struct Shared {
     bus: Arc<dyn Bus>,
     node_id: Arc<str>,
     writer: Writer,
+    sessions: SessionLog,
     rooms: Mutex<HashMap<Uuid, RoomHandle>>,
     connections: AtomicUsize,
     next_conn: AtomicU64,
@@ -135,6 +138,7 @@ impl Collab {
             config.node_id.as_str().into()
         };
         let writer = Writer::spawn(store.clone(), config.max_batch);
+        let sessions = SessionLog::spawn(store.clone());
         Self {
             shared: Arc::new(Shared {
                 config,
@@ -142,6 +146,7 @@ impl Collab {
                 bus,
                 node_id,
                 writer,
+                sessions,
                 rooms: Mutex::new(HashMap::new()),
                 connections: AtomicUsize::new(0),
                 next_conn: AtomicU64::new(1),
@@ -154,6 +159,11 @@ impl Collab {
 
     pub fn node_id(&self) -> &str {
         &self.shared.node_id
+    }
+
+    /// This node's connections, as recorded in `active_sessions`.
+    pub fn sessions(&self) -> &SessionLog {
+        &self.shared.sessions
     }
 
     pub fn config(&self) -> &CollabConfig {

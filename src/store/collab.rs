@@ -127,24 +127,51 @@ impl Store {
     }
 
     pub async fn insert_session(&self, row: &SessionRow) -> anyhow::Result<()> {
-        let sql = "insert into active_sessions (id, node_id, user_id, document_id, connected_at, heartbeat_at)
-                   values ($1, $2, $3, $4, $5, $6)";
-        on_db!(self, p => sqlx::query(sql)
-            .bind(row.id)
-            .bind(&row.node_id)
-            .bind(row.user_id)
-            .bind(row.document_id)
-            .bind(row.connected_at)
-            .bind(row.heartbeat_at)
-            .execute(p)
-            .await
-            .map(drop))?;
-        Ok(())
+        self.write_sessions(std::slice::from_ref(row), &[]).await
     }
 
     pub async fn delete_session(&self, id: Uuid) -> anyhow::Result<()> {
-        on_db!(self, p => sqlx::query("delete from active_sessions where id = $1").bind(id).execute(p).await.map(drop))?;
-        Ok(())
+        self.write_sessions(&[], &[id]).await
+    }
+
+    /// Inserts `inserts` and deletes the sessions `deletes` names, in one transaction:
+    /// one commit for a whole batch of connects and disconnects.
+    pub async fn write_sessions(&self, inserts: &[SessionRow], deletes: &[Uuid]) -> anyhow::Result<()> {
+        if inserts.is_empty() && deletes.is_empty() {
+            return Ok(());
+        }
+        on_db!(self, p => {
+            let mut tx = p.begin().await?;
+            for chunk in inserts.chunks(ROWS_PER_STATEMENT) {
+                let sql = numbered_rows(
+                    "insert into active_sessions (id, node_id, user_id, document_id, connected_at, heartbeat_at) values ",
+                    chunk.len(),
+                    6,
+                );
+                let mut q = sqlx::query(&sql);
+                for r in chunk {
+                    q = q
+                        .bind(r.id)
+                        .bind(&r.node_id)
+                        .bind(r.user_id)
+                        .bind(r.document_id)
+                        .bind(r.connected_at)
+                        .bind(r.heartbeat_at);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
+                let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+                let sql = format!("delete from active_sessions where id in ({list})");
+                let mut q = sqlx::query(&sql);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            anyhow::Ok(())
+        })
     }
 
     /// Refreshes the heartbeat of every session of this node.
@@ -170,13 +197,22 @@ impl Store {
 }
 
 fn multi_row_insert(rows: usize) -> String {
-    let mut sql = String::from("insert into document_updates (document_id, seq, data, author_id, created_at) values ");
+    numbered_rows(
+        "insert into document_updates (document_id, seq, data, author_id, created_at) values ",
+        rows,
+        5,
+    )
+}
+
+/// `head` followed by `rows` tuples of `columns` numbered parameters:
+/// `($1, $2), ($3, $4)` for 2 × 2.
+fn numbered_rows(head: &str, rows: usize, columns: usize) -> String {
+    let mut sql = String::from(head);
     for r in 0..rows {
-        let b = r * 5;
-        if r > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&format!("(${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5));
+        sql.push_str(if r > 0 { ",(" } else { "(" });
+        let params: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+        sql.push_str(&params.join(", "));
+        sql.push(')');
     }
     sql
 }
