@@ -1,6 +1,5 @@
 //! Wiring: state from config, the router, and serving with graceful shutdown.
 
-use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -182,7 +181,7 @@ pub async fn serve(
     }
     // Sockets still closing cannot clear their own session rows once the store is
     // closed: clear this node's in one statement first (the next start would too).
-    if let Err(e) = store.clear_stale_sessions(&node_id, DateTime::<Utc>::MIN_UTC).await {
+    if let Err(e) = store.clear_node_sessions(&node_id).await {
         tracing::warn!(error = ?e, "could not clear this node's sessions");
     }
     store.close().await;

@@ -373,6 +373,18 @@ async fn update_log_snapshots_and_sessions(backend: Backend) {
     store.heartbeat_sessions("live").await.unwrap();
     store.delete_session(live.id).await.unwrap();
     assert!(store.sessions_of(d.id).await.unwrap().is_empty());
+    // At shutdown a node clears its own rows, however fresh, and no one else's.
+    let (fresh, other) = (
+        SessionRow {
+            heartbeat_at: now(),
+            ..row("me")
+        },
+        row("other"),
+    );
+    store.write_sessions(&[fresh, other], &[]).await.unwrap();
+    assert_eq!(store.clear_node_sessions("me").await.unwrap(), 1);
+    let left = store.sessions_of(d.id).await.unwrap();
+    assert_eq!(left.iter().map(|s| s.node_id.as_str()).collect::<Vec<_>>(), ["other"]);
 }
 
 both_backends!(

@@ -189,6 +189,12 @@ impl Store {
         Ok(n)
     }
 
+    /// Clears every session of this node (at shutdown).
+    pub async fn clear_node_sessions(&self, node_id: &str) -> anyhow::Result<u64> {
+        let sql = "delete from active_sessions where node_id = $1";
+        Ok(on_db!(self, p => sqlx::query(sql).bind(node_id).execute(p).await.map(|r| r.rows_affected()))?)
+    }
+
     pub async fn sessions_of(&self, document_id: Uuid) -> anyhow::Result<Vec<SessionRow>> {
         let sql = "select id, node_id, user_id, document_id, connected_at, heartbeat_at
                    from active_sessions where document_id = $1 order by connected_at";
