@@ -208,9 +208,6 @@ impl Config {
         if c.max_batch == 0 || c.outbound_queue == 0 || c.heartbeat_secs == 0 {
             bail!("collab.max_batch, collab.outbound_queue and collab.heartbeat_secs must be positive");
         }
-        if self.database.max_connections == 0 {
-            bail!("database.max_connections must be positive");
-        }
         Ok(())
     }
 }

@@ -387,7 +387,30 @@ async fn update_log_snapshots_and_sessions(backend: Backend) {
     assert_eq!(left.iter().map(|s| s.node_id.as_str()).collect::<Vec<_>>(), ["other"]);
 }
 
+/// `database.max_connections = 0` picks the backend's pool size: few for SQLite, where
+/// one connection writes at a time and each holds memory in this process. A pool that
+/// small still serves many concurrent callers, in turn.
+async fn automatic_pool_size(backend: Backend) {
+    let mut db = TestDb::new(backend).await;
+    db.config.database.max_connections = 0;
+    let store = db.store().await;
+    let expected = match backend {
+        Backend::Sqlite => 4,
+        Backend::Postgres => 10,
+    };
+    assert_eq!(store.pool_size(), expected);
+    let callers = (0..32).map(|_| store.ping());
+    for result in futures::future::join_all(callers).await {
+        result.unwrap();
+    }
+    store.close().await;
+
+    db.config.database.max_connections = 3;
+    assert_eq!(db.store().await.pool_size(), 3);
+}
+
 both_backends!(
+    automatic_pool_size,
     update_log_snapshots_and_sessions,
     first_user_is_admin_and_emails_are_unique,
     migrations_are_idempotent,

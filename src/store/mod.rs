@@ -59,6 +59,17 @@ macro_rules! on_db {
 }
 pub(crate) use on_db;
 
+/// Pool sizes when `database.max_connections` is 0 (automatic). SQLite lets one
+/// connection write at a time, and each of its connections lives in this process with a
+/// worker thread and a page cache: past a few, they add memory and no throughput
+/// (BENCHMARKS.md, "many documents").
+const SQLITE_POOL: u32 = 4;
+const PG_POOL: u32 = 10;
+
+fn pool_size(configured: u32, automatic: u32) -> u32 {
+    if configured == 0 { automatic } else { configured }
+}
+
 impl Store {
     /// Connects to `database.url` (empty: SQLite at `<data_dir>/vellum.db`).
     /// Does not migrate; call [`Store::migrate`].
@@ -67,7 +78,7 @@ impl Store {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url).context("invalid PostgreSQL URL")?;
             let pool = PgPoolOptions::new()
-                .max_connections(db.max_connections)
+                .max_connections(pool_size(db.max_connections, PG_POOL))
                 .acquire_timeout(Duration::from_millis(db.busy_timeout_ms.max(1000)))
                 .connect_with(opts)
                 .await
@@ -97,7 +108,11 @@ impl Store {
             .pragma("cache_size", format!("-{}", db.sqlite_cache_kib))
             .busy_timeout(Duration::from_millis(db.busy_timeout_ms));
         let pool = SqlitePoolOptions::new()
-            .max_connections(db.max_connections)
+            .max_connections(pool_size(db.max_connections, SQLITE_POOL))
+            // sqlx pings a pooled connection before handing it out, in case its server
+            // went away; an SQLite connection is a handle in this process and cannot go
+            // stale, so the ping would only cost a round trip to its worker thread.
+            .test_before_acquire(false)
             .connect_with(opts)
             .await
             .context("opening SQLite database")?;
@@ -125,6 +140,12 @@ impl Store {
     pub async fn ping(&self) -> anyhow::Result<()> {
         on_db!(self, p => sqlx::query("select 1").execute(p).await.map(drop))?;
         Ok(())
+    }
+
+    /// The most connections the pool opens (`database.max_connections`, or the
+    /// backend's automatic size when that is 0).
+    pub fn pool_size(&self) -> u32 {
+        on_db!(self, p => p.options().get_max_connections())
     }
 
     pub async fn close(&self) {

@@ -43,7 +43,11 @@ impl TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = Config::defaults();
         config.server.data_dir = dir.path().to_path_buf();
-        config.database.max_connections = 5;
+        // SQLite keeps its automatic pool size, so the suites run with what ships;
+        // PostgreSQL's is kept small, since every test opens its own pool to one server.
+        if let Backend::Postgres = backend {
+            config.database.max_connections = 5;
+        }
         config.auth.jwt_secret = Secret::new(TEST_SECRET);
         let mut pg_name = None;
         if let Backend::Postgres = backend {
