@@ -43,20 +43,39 @@ async fn socket_limits_and_refusals(backend: Backend) {
     let id = doc["id"].as_str().unwrap();
     let url = |token: &str| format!("{base}/ws/doc/{id}?token={token}");
 
-    for (token, status) in [("", 401), ("garbage", 401), (stranger.as_str(), 403)] {
-        let err = tokio_tungstenite::connect_async(url(token)).await.expect_err("refused");
+    // Refused before the upgrade, with the status saying why: no or bad credentials
+    // (a session token or an API token), no access, no such document, no such id.
+    let api = app
+        .gql(
+            Some(&owner),
+            "mutation { createApiToken(name: \"sock\", scope: READ) { token } }",
+            serde_json::json!({}),
+        )
+        .await["data"]["createApiToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let missing = format!("{base}/ws/doc/{}?token={owner}", uuid::Uuid::now_v7());
+    let refusals = [
+        (url(""), 401),
+        (url("garbage"), 401),
+        (url("vlm_not-a-token"), 401),
+        (url(&stranger), 403),
+        (missing, 403),
+        (format!("{base}/ws/doc/not-a-uuid?token={owner}"), 404),
+    ];
+    for (url, status) in refusals {
+        let err = tokio_tungstenite::connect_async(&url).await.expect_err("refused");
         match err {
             tokio_tungstenite::tungstenite::Error::Http(resp) => {
-                assert_eq!(resp.status().as_u16(), status, "token {token:?}")
+                assert_eq!(resp.status().as_u16(), status, "{url}")
             }
             e => panic!("expected an HTTP refusal, got {e}"),
         }
     }
-    let missing = format!("{base}/ws/doc/{}?token={owner}", uuid::Uuid::now_v7());
-    assert!(
-        tokio_tungstenite::connect_async(missing).await.is_err(),
-        "unknown document"
-    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url(&api)).await.expect("API token");
+    let first = ws.next().await.unwrap().unwrap();
+    assert_eq!(&first.into_data()[..2], &[0, 0], "the server opens with sync step 1");
 
     let (code, reason) = close_code(&url(&owner), Message::text("hello")).await;
     assert_eq!(

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Store, now, on_db};
+use super::{Backend, Store, now, on_db};
 
 /// One update to append, as part of a group commit.
 pub struct NewUpdate<'a> {
@@ -73,7 +73,7 @@ impl Store {
             // One statement is atomic on its own: without BEGIN and COMMIT the batch costs
             // one round trip to the database (SQLite: to its worker thread) instead of
             // three, with the same single commit (BENCHMARKS.md, "fan-out").
-            let sql = multi_row_insert(updates.len());
+            let sql = multi_row_insert(self.backend(), updates.len());
             return on_db!(self, p => {
                 let mut q = sqlx::query(&sql);
                 for u in updates {
@@ -86,7 +86,7 @@ impl Store {
         on_db!(self, p => {
             let mut tx = p.begin().await?;
             for chunk in updates.chunks(ROWS_PER_STATEMENT) {
-                let sql = multi_row_insert(chunk.len());
+                let sql = multi_row_insert(self.backend(), chunk.len());
                 let mut q = sqlx::query(&sql);
                 for u in chunk {
                     q = q.bind(u.document_id).bind(u.seq).bind(u.data).bind(u.author_id).bind(created);
@@ -140,10 +140,12 @@ impl Store {
         if inserts.is_empty() && deletes.is_empty() {
             return Ok(());
         }
+        let backend = self.backend();
         on_db!(self, p => {
             let mut tx = p.begin().await?;
             for chunk in inserts.chunks(ROWS_PER_STATEMENT) {
                 let sql = numbered_rows(
+                    backend,
                     "insert into active_sessions (id, node_id, user_id, document_id, connected_at, heartbeat_at) values ",
                     chunk.len(),
                     6,
@@ -161,7 +163,7 @@ impl Store {
                 q.execute(&mut *tx).await?;
             }
             for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
-                let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+                let list = (1..=chunk.len()).map(|i| placeholder(backend, i)).collect::<Vec<_>>().join(", ");
                 let sql = format!("delete from active_sessions where id in ({list})");
                 let mut q = sqlx::query(&sql);
                 for id in chunk {
@@ -202,23 +204,35 @@ impl Store {
     }
 }
 
-fn multi_row_insert(rows: usize) -> String {
+fn multi_row_insert(backend: Backend, rows: usize) -> String {
     numbered_rows(
+        backend,
         "insert into document_updates (document_id, seq, data, author_id, created_at) values ",
         rows,
         5,
     )
 }
 
-/// `head` followed by `rows` tuples of `columns` numbered parameters:
-/// `($1, $2), ($3, $4)` for 2 × 2.
-fn numbered_rows(head: &str, rows: usize, columns: usize) -> String {
+/// `head` followed by `rows` tuples of `columns` parameters: `($1, $2), ($3, $4)` for
+/// 2 × 2 on PostgreSQL, `(?, ?), (?, ?)` on SQLite. SQLite looks a numbered parameter's
+/// name up by walking a list of all of them, and sqlx asks for every parameter's name
+/// when binding: with 500 parameters that walk took 8% of the server's time while a
+/// big document loaded (BENCHMARKS.md, change 14). Anonymous `?` have no names to walk.
+fn numbered_rows(backend: Backend, head: &str, rows: usize, columns: usize) -> String {
     let mut sql = String::from(head);
     for r in 0..rows {
         sql.push_str(if r > 0 { ",(" } else { "(" });
-        let params: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+        let params: Vec<String> = (1..=columns).map(|c| placeholder(backend, r * columns + c)).collect();
         sql.push_str(&params.join(", "));
         sql.push(')');
     }
     sql
+}
+
+/// The `n`th (from 1) positional parameter in `backend`'s SQL.
+fn placeholder(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Sqlite => "?".to_string(),
+        Backend::Postgres => format!("${n}"),
+    }
 }
