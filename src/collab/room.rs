@@ -774,11 +774,11 @@ impl Room {
         self.since_snapshot = (0, 0);
         self.size = state.len();
         let mut durable = self.durable_seq.subscribe();
-        let (store, id) = (self.collab.shared.store.clone(), self.id);
+        let (collab, id) = (self.collab.clone(), self.id);
         tokio::spawn(async move {
             // Written only once everything it covers is durable; abandoned if the room fails.
             if durable.wait_for(|d| *d >= covers).await.is_ok()
-                && let Err(e) = store.write_snapshot(id, &state, covers).await
+                && let Err(e) = collab.write_snapshot(id, &state, covers).await
             {
                 tracing::warn!(document = %id, error = ?e, "snapshot failed; the update log still has everything");
             }
@@ -817,7 +817,7 @@ impl Room {
         let Some((state, covers)) = self.encode_state().await else {
             return;
         };
-        match self.collab.shared.store.write_snapshot(self.id, &state, covers).await {
+        match self.collab.write_snapshot(self.id, &state, covers).await {
             Ok(()) => self.since_snapshot = (0, 0),
             Err(e) => {
                 tracing::warn!(document = %self.id, error = ?e, "final snapshot failed; the update log still has everything")

@@ -69,6 +69,7 @@ impl Store {
             return Ok(());
         }
         let created = now();
+        let _turn = self.write_turn().await;
         if updates.len() <= ROWS_PER_STATEMENT {
             // One statement is atomic on its own: without BEGIN and COMMIT the batch costs
             // one round trip to the database (SQLite: to its worker thread) instead of
@@ -110,6 +111,7 @@ impl Store {
                       set state = excluded.state, seq = excluded.seq, created_at = excluded.created_at
                       where document_snapshots.seq < excluded.seq";
         let delete = "delete from document_updates where document_id = $1 and seq <= $2";
+        let _turn = self.write_turn().await;
         on_db!(self, p => {
             let mut tx = p.begin().await?;
             sqlx::query(upsert).bind(document_id).bind(state).bind(seq).bind(now()).execute(&mut *tx).await?;
@@ -141,6 +143,7 @@ impl Store {
             return Ok(());
         }
         let backend = self.backend();
+        let _turn = self.write_turn().await;
         on_db!(self, p => {
             let mut tx = p.begin().await?;
             for chunk in inserts.chunks(ROWS_PER_STATEMENT) {
@@ -179,6 +182,7 @@ impl Store {
     /// Refreshes the heartbeat of every session of this node.
     pub async fn heartbeat_sessions(&self, node_id: &str) -> anyhow::Result<()> {
         let sql = "update active_sessions set heartbeat_at = $1 where node_id = $2";
+        let _turn = self.write_turn().await;
         on_db!(self, p => sqlx::query(sql).bind(now()).bind(node_id).execute(p).await.map(drop))?;
         Ok(())
     }
