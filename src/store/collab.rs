@@ -147,7 +147,7 @@ impl Store {
         on_db!(self, p => {
             let mut tx = p.begin().await?;
             for chunk in inserts.chunks(ROWS_PER_STATEMENT) {
-                let sql = numbered_rows(
+                let sql = row_tuples(
                     backend,
                     "insert into active_sessions (id, node_id, user_id, document_id, connected_at, heartbeat_at) values ",
                     chunk.len(),
@@ -191,6 +191,7 @@ impl Store {
     /// whose heartbeat is older than `stale_before` (a node that died).
     pub async fn clear_stale_sessions(&self, node_id: &str, stale_before: DateTime<Utc>) -> anyhow::Result<u64> {
         let sql = "delete from active_sessions where node_id = $1 or heartbeat_at < $2";
+        let _turn = self.write_turn().await;
         let n = on_db!(self, p => sqlx::query(sql).bind(node_id).bind(stale_before).execute(p).await.map(|r| r.rows_affected()))?;
         Ok(n)
     }
@@ -198,6 +199,7 @@ impl Store {
     /// Clears every session of this node (at shutdown).
     pub async fn clear_node_sessions(&self, node_id: &str) -> anyhow::Result<u64> {
         let sql = "delete from active_sessions where node_id = $1";
+        let _turn = self.write_turn().await;
         Ok(on_db!(self, p => sqlx::query(sql).bind(node_id).execute(p).await.map(|r| r.rows_affected()))?)
     }
 
@@ -209,7 +211,7 @@ impl Store {
 }
 
 fn multi_row_insert(backend: Backend, rows: usize) -> String {
-    numbered_rows(
+    row_tuples(
         backend,
         "insert into document_updates (document_id, seq, data, author_id, created_at) values ",
         rows,
@@ -222,7 +224,7 @@ fn multi_row_insert(backend: Backend, rows: usize) -> String {
 /// name up by walking a list of all of them, and sqlx asks for every parameter's name
 /// when binding: with 500 parameters that walk took 8% of the server's time while a
 /// big document loaded (BENCHMARKS.md, change 14). Anonymous `?` have no names to walk.
-fn numbered_rows(backend: Backend, head: &str, rows: usize, columns: usize) -> String {
+fn row_tuples(backend: Backend, head: &str, rows: usize, columns: usize) -> String {
     let mut sql = String::from(head);
     for r in 0..rows {
         sql.push_str(if r > 0 { ",(" } else { "(" });
@@ -238,5 +240,49 @@ fn placeholder(backend: Backend, n: usize) -> String {
     match backend {
         Backend::Sqlite => "?".to_string(),
         Backend::Postgres => format!("${n}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// On SQLite a group commit waits for the write turn another write holds, and goes
+    /// through the moment it is released (instead of meeting SQLite's busy handler).
+    #[tokio::test]
+    async fn sqlite_writes_take_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&Config::defaults().database, dir.path()).await.unwrap();
+        store.migrate().await.unwrap();
+        let owner = store
+            .create_user("o@example.com", "O", "not-a-hash", None, crate::auth::Role::Author)
+            .await
+            .unwrap()
+            .unwrap();
+        let doc = store.create_document(owner.id, "T", "t").await.unwrap().unwrap().id;
+        let turn = store.write_turn().await.expect("SQLite has write turns");
+        let append = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let row = NewUpdate {
+                    document_id: doc,
+                    seq: 1,
+                    data: &[0, 0],
+                    author_id: None,
+                };
+                store.append_updates(&[row]).await
+            }
+        });
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(100), async {
+            while !append.is_finished() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        assert!(waited.is_err(), "the append went ahead of the held turn");
+        drop(turn);
+        append.await.unwrap().unwrap();
+        assert_eq!(store.update_log_stats(doc).await.unwrap().0, 1);
     }
 }
