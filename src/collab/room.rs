@@ -392,20 +392,30 @@ fn apply(doc: &Doc, data: &[u8], inject_panic: bool, max_pending: usize) -> Appl
     if let Err(e) = txn.apply_update(update) {
         return Applied::Failed(e.to_string());
     }
-    if !txn.has_missing_updates() {
-        return Applied::Ok;
+    let pending = txn.has_missing_updates();
+    if pending {
+        let store = txn.store();
+        let size = store.pending_update().map_or(0, |p| p.update.encode_v1().len())
+            + store.pending_ds().map_or(0, |ds| ds.encode_v1().len());
+        if size > max_pending {
+            return Applied::PendingOverflow(size);
+        }
     }
-    let store = txn.store();
-    let pending = store.pending_update().map_or(0, |p| p.update.encode_v1().len())
-        + store.pending_ds().map_or(0, |ds| ds.encode_v1().len());
-    if pending > max_pending {
-        return Applied::PendingOverflow(pending);
+    // yrs accepts some updates that leave the document unable to encode itself (found by
+    // fuzzing: a client's clocks that wrap past u32::MAX; pending structs it panics on
+    // merging), so the next sync reply or snapshot would panic, on every reload too once
+    // stored. Encode what this transaction changed, as a peer's sync reply would (costs
+    // about as much as the update), and while structs are pending (rare) the whole state,
+    // as a snapshot would: such an update is refused, never stored, and the room reloads.
+    let encodes = catch_unwind(AssertUnwindSafe(|| {
+        let _ = txn.encode_update_v1();
+        if pending {
+            let _ = txn.encode_state_as_update_v1(&StateVector::default());
+        }
+    }));
+    if encodes.is_err() {
+        return Applied::Failed("the document could not be encoded after it".into());
     }
-    // Encoding merges pending structs into the output, and yrs panics on some pending
-    // states it accepted (found by fuzzing). Encode the whole state now, as a snapshot
-    // would, under the caller's `catch_unwind`: such an update is never stored, and the
-    // room reloads. Costs a full encode, but only while structs are pending (rare).
-    let _ = txn.encode_state_as_update_v1(&StateVector::default());
     Applied::Ok
 }
 
