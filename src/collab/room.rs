@@ -392,6 +392,9 @@ fn apply(doc: &Doc, data: &[u8], inject_panic: bool, max_pending: usize) -> Appl
     if let Err(e) = txn.apply_update(update) {
         return Applied::Failed(e.to_string());
     }
+    // Committing (GC, squashing blocks) can change what the checks below see: run them on
+    // the committed state, which is what later encodes read. Dropping `txn` then does nothing.
+    txn.commit();
     let pending = txn.has_missing_updates();
     if pending {
         let store = txn.store();
