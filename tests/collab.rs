@@ -707,8 +707,9 @@ async fn fuzz_regressions_keep_content(backend: Backend) {
     let mut rng = StdRng::seed_from_u64(11);
     writer.edit(&mut rng);
     writer.sync().await;
-    let frames: [&[u8]; 6] = [
+    let frames: [&[u8]; 7] = [
         include_bytes!("../fuzz/regressions/frame/wrapped-clock-encode-panic"),
+        include_bytes!("../fuzz/regressions/frame/wrapped-clock-use-after-free"),
         include_bytes!("../fuzz/regressions/frame/committed-pending-encode-panic"),
         include_bytes!("../fuzz/regressions/frame/pending-state-encode-panic"),
         include_bytes!("../fuzz/regressions/frame/state-encode-panic"),

@@ -377,6 +377,10 @@ fn apply(doc: &Doc, data: &[u8], inject_panic: bool, max_pending: usize) -> Appl
     if update.is_empty() {
         return Applied::Empty;
     }
+    // Clocks past u32::MAX wrap inside yrs: refused before they touch the document.
+    if let Err(e) = super::clocks::check(data) {
+        return Applied::Invalid(e);
+    }
     // An update that starts past what the document has for one of its clients cannot
     // integrate now: all of it would wait as pending structs. Refuse a large one before
     // touching the document, so a pending-struct bomb costs only its sender's socket.
