@@ -482,6 +482,11 @@ async fn malformed_input_closes_only_that_socket(backend: Backend) {
             close::INVALID,
         ),
         ("pending-struct bomb", update_frame(&bomb).to_vec(), close::POLICY),
+        (
+            "clocks that wrap past u32::MAX",
+            include_bytes!("../fuzz/regressions/frame/wrapped-clock-use-after-free").to_vec(),
+            close::INVALID,
+        ),
     ];
     for i in 0..20 {
         let len = random.gen_range(1..64);
@@ -499,6 +504,9 @@ async fn malformed_input_closes_only_that_socket(backend: Backend) {
             let (code, reason) = killed(&conn).await;
             assert_eq!(code, want, "{what}: {reason}");
             assert!(!reason.is_empty(), "{what}: a reason is given");
+            if what.starts_with("clocks") {
+                assert!(reason.contains("largest clock"), "{what}: {reason}");
+            }
         }
         // The other client in the room and another room keep working. (A random frame
         // could, rarely, decode into an update the room must reload for; then reconnect.)
