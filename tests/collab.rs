@@ -487,6 +487,11 @@ async fn malformed_input_closes_only_that_socket(backend: Backend) {
             include_bytes!("../fuzz/regressions/frame/wrapped-clock-use-after-free").to_vec(),
             close::INVALID,
         ),
+        (
+            "a subdocument",
+            include_bytes!("../fuzz/regressions/frame/subdocument-leak").to_vec(),
+            close::INVALID,
+        ),
     ];
     for i in 0..20 {
         let len = random.gen_range(1..64);
@@ -506,6 +511,9 @@ async fn malformed_input_closes_only_that_socket(backend: Backend) {
             assert!(!reason.is_empty(), "{what}: a reason is given");
             if what.starts_with("clocks") {
                 assert!(reason.contains("largest clock"), "{what}: {reason}");
+            }
+            if what == "a subdocument" {
+                assert!(reason.contains("subdocuments are not supported"), "{what}: {reason}");
             }
         }
         // The other client in the room and another room keep working. (A random frame
@@ -715,7 +723,8 @@ async fn fuzz_regressions_keep_content(backend: Backend) {
     let mut rng = StdRng::seed_from_u64(11);
     writer.edit(&mut rng);
     writer.sync().await;
-    let frames: [&[u8]; 7] = [
+    let frames: [&[u8]; 8] = [
+        include_bytes!("../fuzz/regressions/frame/subdocument-leak"),
         include_bytes!("../fuzz/regressions/frame/wrapped-clock-encode-panic"),
         include_bytes!("../fuzz/regressions/frame/wrapped-clock-use-after-free"),
         include_bytes!("../fuzz/regressions/frame/committed-pending-encode-panic"),

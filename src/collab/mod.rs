@@ -13,11 +13,11 @@
 //!   applying, a pending-struct overflow, a failed commit) closes its sockets and is
 //!   reloaded from the database by the next join; other rooms are untouched.
 
-mod clocks;
 mod outbox;
 mod protocol;
 mod room;
 mod sessions;
+mod vet;
 mod writer;
 
 pub use outbox::{Kill, Outbound, Ready};

@@ -377,8 +377,9 @@ fn apply(doc: &Doc, data: &[u8], inject_panic: bool, max_pending: usize) -> Appl
     if update.is_empty() {
         return Applied::Empty;
     }
-    // Clocks past u32::MAX wrap inside yrs: refused before they touch the document.
-    if let Err(e) = super::clocks::check(data) {
+    // What yrs does not check (clocks past u32::MAX, subdocuments): refused before it
+    // touches the document.
+    if let Err(e) = super::vet::update(data) {
         return Applied::Invalid(e);
     }
     // An update that starts past what the document has for one of its clients cannot

@@ -1,11 +1,17 @@
-//! A check yrs does not make: that no clock range in a v1 update runs past `u32::MAX`.
+//! Checks on an incoming v1 update that yrs does not make, run before it is applied.
 //!
-//! yrs keeps clocks in `u32` and adds to them unchecked, so in a release build a struct
-//! near the end of the range wraps around to clock 0. It decodes and applies such updates,
-//! and then panics encoding the document, or reads freed memory while integrating (all
-//! found by `fuzz/`; see `fuzz/README.md`). No real client comes near: a clock counts one
-//! client's insertions, four billion of them. So a room refuses any update in which a
-//! struct or a deleted range would end past `u32::MAX`, before it touches the document.
+//! - **Clocks past `u32::MAX`.** yrs keeps clocks in `u32` and adds to them unchecked, so
+//!   in a release build a struct near the end of the range wraps around to clock 0. It
+//!   decodes and applies such updates, and then panics encoding the document, or reads
+//!   freed memory while integrating (all found by `fuzz/`; see `fuzz/README.md`). No real
+//!   client comes near: a clock counts one client's insertions, four billion of them. An
+//!   update in which a struct or a deleted range would end past `u32::MAX` is refused.
+//! - **Subdocuments.** A Yjs document can embed another (`ItemContent::Doc`); the embedded
+//!   one refers back to its parent, so in yrs the pair is never freed: every unload or
+//!   reload of a room whose document holds one leaks the whole document (found by
+//!   `fuzz/` with LeakSanitizer). Vellum's documents are rich text edited through one
+//!   y-websocket connection each, with no use for subdocuments, so an update that
+//!   carries one is refused.
 //!
 //! The walk reads the update with yrs's own public decoder and content parser, exactly as
 //! `Update::decode_v1` does, so both agree on every struct's length.
@@ -23,15 +29,16 @@ const HAS_ORIGIN: u8 = 0b1000_0000;
 const HAS_RIGHT_ORIGIN: u8 = 0b0100_0000;
 const HAS_PARENT_SUB: u8 = 0b0010_0000;
 
-/// `Err` with the reason when a struct or deleted range of `update` (v1) ends past
-/// `u32::MAX`, or a client's structs come in two runs. Call it on an update that
-/// `Update::decode_v1` accepted: errors in the encoding itself are reported too, but
-/// yrs's own decoder is the judge of those.
-pub(super) fn check(update: &[u8]) -> Result<(), String> {
-    let mut d = DecoderV1::from(update);
+/// `Err` with the reason when a struct or deleted range of `data` (a v1 update) ends
+/// past `u32::MAX`, a client's structs come in two runs, or a struct holds a
+/// subdocument. Call it on an update that `Update::decode_v1` accepted: errors in the
+/// encoding itself are reported too, but yrs's own decoder is the judge of those.
+pub(super) fn update(data: &[u8]) -> Result<(), String> {
+    let mut d = DecoderV1::from(data);
     walk(&mut d).map_err(|e| match e {
         Walk::Wraps(what) => format!("{what} runs past the largest clock (2^32 - 1)"),
         Walk::Repeated => "a client's structs come in two runs".into(),
+        Walk::Subdocument => "subdocuments are not supported".into(),
         Walk::Malformed(e) => format!("malformed update: {e}"),
     })
 }
@@ -39,6 +46,7 @@ pub(super) fn check(update: &[u8]) -> Result<(), String> {
 enum Walk {
     Wraps(&'static str),
     Repeated,
+    Subdocument,
     Malformed(yrs::encoding::read::Error),
 }
 
@@ -90,7 +98,10 @@ fn walk(d: &mut DecoderV1) -> Result<(), Walk> {
                             d.read_string()?;
                         }
                     }
-                    ItemContent::decode(d, info)?.len_utf16()
+                    match ItemContent::decode(d, info)? {
+                        ItemContent::Doc(..) => return Err(Walk::Subdocument),
+                        content => content.len_utf16(),
+                    }
                 }
             };
             clock = ends_in_range(clock, u64::from(len), "a struct")?;
@@ -117,7 +128,7 @@ mod tests {
     use yrs::updates::encoder::{Encoder, EncoderV1};
     use yrs::{Array, Doc, GetString, Map, ReadTxn, StateVector, Text, Transact, Update, XmlFragment};
 
-    use super::check;
+    use super::update as check;
 
     /// The update inside a y-websocket update frame (`[0, 2, varint length, update]`).
     fn payload(frame: &[u8]) -> &[u8] {
@@ -212,6 +223,30 @@ mod tests {
         for name in ["pending-state-encode-panic", "state-encode-panic"] {
             let frame = regressions(name);
             assert_eq!(check(payload(&frame)), Ok(()), "{name}");
+        }
+    }
+
+    /// A subdocument anywhere (a map value, an array element) is refused; so is the
+    /// fuzzer's input that leaked a document through one.
+    #[test]
+    fn subdocuments_are_refused() {
+        let doc = Doc::with_client_id(9);
+        let (map, array) = (doc.get_or_insert_map("m"), doc.get_or_insert_array("a"));
+        let sv = doc.transact().state_vector();
+        map.insert(&mut doc.transact_mut(), "sub", Doc::new());
+        let in_map = doc.transact().encode_diff_v1(&sv);
+        let sv = doc.transact().state_vector();
+        array.insert(&mut doc.transact_mut(), 0, Doc::new());
+        let in_array = doc.transact().encode_diff_v1(&sv);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/frame/subdocument-leak");
+        let fuzzed = std::fs::read(path).unwrap();
+        for (what, update) in [
+            ("map", &in_map[..]),
+            ("array", &in_array[..]),
+            ("fuzzed", payload(&fuzzed)),
+        ] {
+            assert!(Update::decode_v1(update).is_ok(), "{what}: yrs decodes it");
+            assert_eq!(check(update), Err("subdocuments are not supported".into()), "{what}");
         }
     }
 
