@@ -409,22 +409,27 @@ fn apply(doc: &Doc, data: &[u8], inject_panic: bool, max_pending: usize) -> Appl
             return Applied::PendingOverflow(size);
         }
     }
-    // yrs accepts some updates that leave the document unable to encode itself (found by
-    // fuzzing: a client's clocks that wrap past u32::MAX; pending structs it panics on
-    // merging), so the next sync reply or snapshot would panic, on every reload too once
-    // stored. Encode what this transaction changed, as a peer's sync reply would (costs
-    // about as much as the update), and while structs are pending (rare) the whole state,
-    // as a snapshot would: such an update is refused, never stored, and the room reloads.
-    let encodes = catch_unwind(AssertUnwindSafe(|| {
+    match encodes_after(&txn, pending) {
+        Ok(()) => Applied::Ok,
+        Err(e) => Applied::Failed(e),
+    }
+}
+
+/// Whether the document still encodes after the committed transaction `txn`. yrs accepts
+/// some updates that leave it unable to (found by fuzzing: pending structs it panics on
+/// merging; clocks that wrap past u32::MAX, which `vet` now refuses first), and then the
+/// next sync reply or snapshot would panic, on every reload too once stored. Encodes what
+/// the transaction changed, as a peer's sync reply would (about the update's size), and
+/// while structs are pending (rare) the whole state, as a snapshot would; a failure
+/// refuses the update, so it is never stored and the room reloads.
+fn encodes_after(txn: &TransactionMut, pending: bool) -> Result<(), String> {
+    catch_unwind(AssertUnwindSafe(|| {
         let _ = txn.encode_update_v1();
         if pending {
             let _ = txn.encode_state_as_update_v1(&StateVector::default());
         }
-    }));
-    if encodes.is_err() {
-        return Applied::Failed("the document could not be encoded after it".into());
-    }
-    Applied::Ok
+    }))
+    .map_err(|_| "the document could not be encoded after it".to_string())
 }
 
 /// Decodes a v1 update; yrs asserts on some malformed input in debug builds, which
@@ -1075,5 +1080,33 @@ pub(super) fn apply_checked(doc: &Doc, data: &[u8], max_pending: usize) -> Resul
         Applied::Ok | Applied::Empty => Ok(()),
         Applied::Invalid(e) | Applied::Failed(e) => Err(e),
         Applied::PendingOverflow(n) | Applied::PendingRefused(n) => Err(format!("{n} bytes of pending structs")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use yrs::updates::decoder::Decode;
+    use yrs::{Doc, ReadTxn, Transact, Update};
+
+    use super::encodes_after;
+
+    /// Applied without `vet` (as before it existed), an update whose clocks wrap leaves
+    /// the document unable to encode what changed, and the check says so.
+    #[test]
+    fn encodes_after_catches_a_document_that_no_longer_encodes() {
+        let frame = include_bytes!("../../fuzz/regressions/frame/wrapped-clock-encode-panic");
+        let doc = Doc::with_client_id(1);
+        let mut txn = doc.transact_mut();
+        txn.apply_update(Update::decode_v1(&frame[3..]).unwrap()).unwrap();
+        txn.commit();
+        assert!(!txn.has_missing_updates(), "it integrates: only the encode shows it");
+        assert!(encodes_after(&txn, false).is_err());
+
+        let fine = Doc::with_client_id(2);
+        let text = fine.get_or_insert_text("t");
+        let mut txn = fine.transact_mut();
+        yrs::Text::insert(&text, &mut txn, 0, "hello");
+        txn.commit();
+        assert_eq!(encodes_after(&txn, false), Ok(()));
     }
 }
