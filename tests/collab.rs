@@ -833,7 +833,86 @@ async fn fresh_clients_are_answered_while_loading(backend: Backend) {
     assert_eq!(fresh_view(&app, doc_id).await.0, writer.text());
 }
 
+/// Small updates are applied on the room's own thread, on big documents too; large
+/// updates and large deletes on the blocking pool (`Room::apply_inline`). Both keep
+/// everything, through a panic on either path and a restart.
+async fn big_documents_apply_inline_and_on_the_pool(backend: Backend) {
+    let app = app_with(backend, |_| {}).await;
+    let collab = &app.state.collab;
+    let doc_id = new_document(&app).await;
+    let mut writer = Client::new(1);
+    let mut reader = Client::new(2);
+    writer.connect(collab, doc_id, false).await;
+    reader.connect(collab, doc_id, false).await;
+    writer.sync().await;
+    let text = writer.doc.get_or_insert_text("t");
+    // As the y-websocket client sends them: each transaction's own update (a diff
+    // against a state vector would carry the document's whole delete set).
+    let edit = |writer: &mut Client, f: &dyn Fn(&mut yrs::TransactionMut)| {
+        let update = {
+            let mut txn = writer.doc.transact_mut();
+            f(&mut txn);
+            txn.encode_update_v1()
+        };
+        writer.outbox.push(update_frame(&update));
+        update.len()
+    };
+    let sites = || collab.apply_sites();
+
+    // 320 KiB in updates of 16 KiB: each over the inline size.
+    let (inline0, pool0) = sites();
+    for i in 0..20 {
+        let chunk = format!("{i:>4}").repeat(4096);
+        assert!(edit(&mut writer, &|t| text.push(t, &chunk)) > 4096);
+    }
+    writer.sync().await;
+    assert_eq!(sites(), (inline0, pool0 + 20));
+
+    // Typing into the now big document: inline.
+    for i in 0..10 {
+        edit(&mut writer, &|t| text.insert(t, 1000 * i, "typed"));
+    }
+    writer.sync().await;
+    assert_eq!(sites(), (inline0 + 10, pool0 + 20));
+
+    // Deleting 50,000 characters takes a few bytes, and goes to the pool; a short
+    // delete stays inline.
+    assert!(edit(&mut writer, &|t| text.remove_range(t, 100, 50_000)) < 64);
+    edit(&mut writer, &|t| text.remove_range(t, 0, 10));
+    writer.sync().await;
+    assert_eq!(sites(), (inline0 + 11, pool0 + 21));
+    let durable = writer.text();
+    assert_eq!(durable.len(), 20 * 4 * 4096 + 10 * 5 - 50_010);
+
+    // A panic on either path reloads the room; the update is resent and kept.
+    for big in [false, true] {
+        collab.inject_apply_panic(doc_id);
+        if big {
+            edit(&mut writer, &|t| text.push(t, &"p".repeat(8192)));
+        } else {
+            edit(&mut writer, &|t| text.push(t, "p"));
+        }
+        writer.flush(1).await;
+        assert_eq!(
+            killed(writer.conn.as_ref().unwrap()).await.0,
+            close::INTERNAL,
+            "big: {big}"
+        );
+        writer.disconnect();
+        reader.disconnect();
+        let mut clients = [writer, reader];
+        settle(&app, doc_id, &mut clients).await;
+        [writer, reader] = clients;
+    }
+    assert_eq!(reader.text(), writer.text());
+    assert_eq!(writer.text().len(), durable.len() + 1 + 8192);
+    let mut app = app;
+    app.restart().await;
+    assert_eq!(fresh_view(&app, doc_id).await.0, writer.text());
+}
+
 both_backends!(
+    big_documents_apply_inline_and_on_the_pool,
     fresh_clients_are_answered_while_loading,
     fuzz_regressions_keep_content,
     presence_lists_connections,

@@ -55,6 +55,14 @@ def server_share(kind):
     return f
 
 
+def cpu_per_update(side):
+    """CPU time per update accepted, in µs: what the side spends on each, whatever bounds the rate."""
+    def f(d):
+        cores, rate = (d.get("cpu") or {}).get(f"{side}_cores"), d.get("acked_per_s")
+        return cores / rate * 1e6 if cores is not None and rate else None
+    return f
+
+
 # (bench, title, [(label, extractor, unit, better)]); better: "low" or "high".
 TABLES = [
     ("fanout", "Fan-out: one document, sender→receiver latency", [
@@ -73,6 +81,8 @@ TABLES = [
         ("latency p99", "latency.p99_ms", "ms", "low"),
         ("client CPU (cores)", "cpu.client_cores", "", "low"),
         ("server CPU (cores)", "cpu.server_cores", "", "low"),
+        ("client CPU per update accepted", cpu_per_update("client"), "µs", "low"),
+        ("server CPU per update accepted (fanned out to 9)", cpu_per_update("server"), "µs", "low"),
     ]),
     ("idle", "Idle connections", [
         ("server memory per connection", "rss.per_connection_kib", "KiB", "low"),

@@ -130,6 +130,9 @@ struct Shared {
     connections: AtomicUsize,
     next_conn: AtomicU64,
     next_room: AtomicU64,
+    /// Client updates applied on a room's own thread, and on the blocking pool.
+    applied_inline: AtomicU64,
+    applied_on_pool: AtomicU64,
     /// Documents whose next update apply panics (fault injection for tests).
     faults: Mutex<HashSet<Uuid>>,
     /// Documents whose next load waits, after reading the database and before building
@@ -159,6 +162,8 @@ impl Collab {
                 connections: AtomicUsize::new(0),
                 next_conn: AtomicU64::new(1),
                 next_room: AtomicU64::new(1),
+                applied_inline: AtomicU64::new(0),
+                applied_on_pool: AtomicU64::new(0),
                 faults: Mutex::new(HashSet::new()),
                 load_gates: Mutex::new(HashMap::new()),
             }),
@@ -333,6 +338,16 @@ impl Collab {
     #[doc(hidden)]
     pub fn inject_apply_panic(&self, document_id: Uuid) {
         self.shared.faults.lock().expect("faults lock").insert(document_id);
+    }
+
+    /// How many client updates (empty ones aside) were applied on a room's own thread and
+    /// how many on the blocking pool (see `Room::apply_inline`), for tests.
+    #[doc(hidden)]
+    pub fn apply_sites(&self) -> (u64, u64) {
+        (
+            self.shared.applied_inline.load(Ordering::Relaxed),
+            self.shared.applied_on_pool.load(Ordering::Relaxed),
+        )
     }
 
     fn take_fault(&self, document_id: Uuid) -> bool {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,8 +28,13 @@ use crate::store::StoredState;
 
 /// Documents larger than this are encoded on the blocking pool rather than inline.
 const INLINE_ENCODE_BYTES: usize = 256 * 1024;
-/// Updates up to this size are applied inline (on documents under `INLINE_ENCODE_BYTES`).
+/// Updates up to this size are applied inline (`Room::apply_inline`)...
 const INLINE_APPLY_BYTES: usize = 4 * 1024;
+/// ...unless they delete more than this many clocks (characters, elements)...
+const INLINE_DELETED_CLOCKS: u64 = 4096;
+/// ...or one inline apply in the room, on a document over `INLINE_ENCODE_BYTES`, took
+/// more CPU time than this (unoptimized builds, as in tests, run yrs tens of times slower).
+const INLINE_SLOW: Duration = Duration::from_millis(if cfg!(debug_assertions) { 50 } else { 1 });
 /// The connection id under which awareness states from other nodes are kept.
 const REMOTE: ConnId = 0;
 
@@ -187,6 +193,15 @@ struct Room {
     snapshot_permit: Arc<Semaphore>,
     inflight: FuturesOrdered<DurableFuture>,
     unload_at: Option<Instant>,
+    /// An inline apply took more than `INLINE_SLOW`: apply on the blocking pool.
+    slow_applies: bool,
+}
+
+/// What `Room::apply_inline` did: applied the update (`Err` if yrs panicked), or left it
+/// for the blocking pool.
+enum Inline {
+    Done(Result<Applied, ()>),
+    Heavy,
 }
 
 async fn run(collab: Collab, id: Uuid, generation: u64, mut rx: mpsc::Receiver<Cmd>) {
@@ -226,6 +241,7 @@ async fn run(collab: Collab, id: Uuid, generation: u64, mut rx: mpsc::Receiver<C
         snapshot_permit: Arc::new(Semaphore::new(1)),
         inflight: FuturesOrdered::new(),
         unload_at: Some(Instant::now() + Duration::from_millis(collab_grace)),
+        slow_applies: false,
     };
     // While the document is being built (milliseconds for a big one), joins are taken
     // and a fresh client's sync step 1 is answered with the stored state as it is in the
@@ -368,28 +384,53 @@ fn refuse(cmd: Cmd, refusal: impl Fn() -> JoinRefused) {
     }
 }
 
-/// Applies one client update to `doc`. Runs on the blocking pool under `catch_unwind`.
+/// Applies one client update to `doc`: `check`, then `integrate`. Runs under
+/// `catch_unwind`, on the blocking pool unless `Room::apply_inline` took it.
 fn apply(doc: &Doc, data: &[u8], inject_panic: bool, max_pending: usize) -> Applied {
-    let update = match decode_update(data) {
-        Ok(u) => u,
-        Err(e) => return Applied::Invalid(e),
-    };
+    match check(doc, data, max_pending) {
+        Ok(checked) => integrate(doc, checked.update, inject_panic, max_pending),
+        Err(outcome) => outcome,
+    }
+}
+
+/// A client update that decoded and passed the checks, ready to integrate.
+struct Checked {
+    update: Update,
+    /// How many clocks its delete set covers (see `vet::Vetted`).
+    deleted: u64,
+}
+
+/// Decodes one client update and checks it without changing `doc`: work that follows
+/// from the update's size. `Err` is the outcome for an update not to integrate.
+fn check(doc: &Doc, data: &[u8], max_pending: usize) -> Result<Checked, Applied> {
+    let update = decode_update(data).map_err(Applied::Invalid)?;
     if update.is_empty() {
-        return Applied::Empty;
+        return Err(Applied::Empty);
     }
     // What yrs does not check (clocks past u32::MAX, subdocuments): refused before it
     // touches the document.
-    if let Err(e) = super::vet::update(data) {
-        return Applied::Invalid(e);
-    }
+    let vetted = super::vet::update(data).map_err(Applied::Invalid)?;
     // An update that starts past what the document has for one of its clients cannot
     // integrate now: all of it would wait as pending structs. Refuse a large one before
     // touching the document, so a pending-struct bomb costs only its sender's socket.
-    let lower = update.state_vector_lower();
-    let have = doc.transact().state_vector();
-    if data.len() > max_pending && lower.iter().any(|(client, clock)| *clock > have.get(client)) {
-        return Applied::PendingRefused(data.len());
+    if data.len() > max_pending {
+        let have = doc.transact().state_vector();
+        if update
+            .state_vector_lower()
+            .iter()
+            .any(|(client, clock)| *clock > have.get(client))
+        {
+            return Err(Applied::PendingRefused(data.len()));
+        }
     }
+    Ok(Checked {
+        update,
+        deleted: vetted.deleted,
+    })
+}
+
+/// Integrates a checked update into `doc`, and checks that the document still encodes.
+fn integrate(doc: &Doc, update: Update, inject_panic: bool, max_pending: usize) -> Applied {
     let mut txn = doc.transact_mut();
     if inject_panic {
         panic!("injected fault while applying an update");
@@ -430,6 +471,15 @@ fn encodes_after(txn: &TransactionMut, pending: bool) -> Result<(), String> {
         }
     }))
     .map_err(|_| "the document could not be encoded after it".to_string())
+}
+
+/// The CPU time this thread has used.
+fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// Decodes a v1 update; yrs asserts on some malformed input in debug builds, which
@@ -608,23 +658,22 @@ impl Room {
             self.kill(conn, close::TOO_BIG, reason);
             return Flow::Continue;
         }
-        let (doc, input, fault, cap) = (
-            self.doc.clone(),
-            data.clone(),
-            self.collab.take_fault(self.id),
-            cfg.max_pending_bytes,
-        );
-        let run = move || catch_unwind(AssertUnwindSafe(|| apply(&doc, &input, fault, cap)));
-        // A small update applies in microseconds: inline, it saves the blocking pool's
-        // thread hand-off, which dominated the room's time per update under load.
-        let outcome = if data.len() <= INLINE_APPLY_BYTES && self.size < INLINE_ENCODE_BYTES {
-            run().map_err(|_| ())
-        } else {
-            tokio::task::spawn_blocking(run)
-                .await
-                .map_err(|_| ())
-                .and_then(|r| r.map_err(|_| ()))
+        let (fault, cap) = (self.collab.take_fault(self.id), cfg.max_pending_bytes);
+        let (outcome, site) = match self.apply_inline(&data, fault, cap) {
+            Inline::Done(outcome) => (outcome, &self.collab.shared.applied_inline),
+            Inline::Heavy => {
+                let (doc, input) = (self.doc.clone(), data.clone());
+                let run = move || catch_unwind(AssertUnwindSafe(|| apply(&doc, &input, fault, cap)));
+                let outcome = tokio::task::spawn_blocking(run)
+                    .await
+                    .map_err(|_| ())
+                    .and_then(|r| r.map_err(|_| ()));
+                (outcome, &self.collab.shared.applied_on_pool)
+            }
         };
+        if !matches!(outcome, Ok(Applied::Empty)) {
+            site.fetch_add(1, Ordering::Relaxed);
+        }
         match outcome {
             Err(()) => {
                 tracing::error!(document = %self.id, "panic while applying an update; reloading the room");
@@ -653,6 +702,40 @@ impl Room {
             }
         }
         Flow::Continue
+    }
+
+    /// Applies a small update on the room's own thread when that is cheap. Applying one
+    /// takes microseconds, and the blocking pool's thread hand-off cost more than that:
+    /// at the throughput ceiling it was a quarter of the server's time. Checking (decoding,
+    /// vetting) follows from the update's size; integrating mostly does too, except
+    /// deleting (a few bytes can delete a whole document) and pathological histories, so
+    /// a large delete goes to the blocking pool. On a document under
+    /// `INLINE_ENCODE_BYTES` the rest is bounded by its size; on a larger one each inline
+    /// apply's CPU time is measured (the wall clock would count the thread being
+    /// preempted, common on a busy machine), and after one over `INLINE_SLOW` the room
+    /// applies every update on the blocking pool.
+    fn apply_inline(&mut self, data: &[u8], fault: bool, cap: usize) -> Inline {
+        if data.len() > INLINE_APPLY_BYTES || self.slow_applies {
+            return Inline::Heavy;
+        }
+        let started = (self.size >= INLINE_ENCODE_BYTES).then(thread_cpu_time);
+        let outcome = catch_unwind(AssertUnwindSafe(|| match check(&self.doc, data, cap) {
+            Err(outcome) => Some(outcome),
+            Ok(checked) if checked.deleted > INLINE_DELETED_CLOCKS => None,
+            Ok(checked) => Some(integrate(&self.doc, checked.update, fault, cap)),
+        }));
+        if let Some(started) = started {
+            let took = thread_cpu_time().saturating_sub(started);
+            if took > INLINE_SLOW {
+                tracing::debug!(document = %self.id, ?took, "slow inline apply; applying on the blocking pool from now on");
+                self.slow_applies = true;
+            }
+        }
+        match outcome {
+            Ok(Some(outcome)) => Inline::Done(Ok(outcome)),
+            Ok(None) => Inline::Heavy,
+            Err(_) => Inline::Done(Err(())),
+        }
     }
 
     /// Gives an applied update the next sequence number and hands it to the writer;

@@ -29,11 +29,20 @@ const HAS_ORIGIN: u8 = 0b1000_0000;
 const HAS_RIGHT_ORIGIN: u8 = 0b0100_0000;
 const HAS_PARENT_SUB: u8 = 0b0010_0000;
 
+/// What the walk learned about an update that passed.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Vetted {
+    /// How many clocks its delete set covers. Deleting is the one part of integrating
+    /// whose work does not follow from the update's size: a few bytes can delete a whole
+    /// document.
+    pub deleted: u64,
+}
+
 /// `Err` with the reason when a struct or deleted range of `data` (a v1 update) ends
 /// past `u32::MAX`, a client's structs come in two runs, or a struct holds a
 /// subdocument. Call it on an update that `Update::decode_v1` accepted: errors in the
 /// encoding itself are reported too, but yrs's own decoder is the judge of those.
-pub(super) fn update(data: &[u8]) -> Result<(), String> {
+pub(super) fn update(data: &[u8]) -> Result<Vetted, String> {
     let mut d = DecoderV1::from(data);
     walk(&mut d).map_err(|e| match e {
         Walk::Wraps(what) => format!("{what} runs past the largest clock (2^32 - 1)"),
@@ -65,7 +74,7 @@ fn ends_in_range(clock: u64, len: u64, what: &'static str) -> Result<u64, Walk> 
     }
 }
 
-fn walk(d: &mut DecoderV1) -> Result<(), Walk> {
+fn walk(d: &mut DecoderV1) -> Result<Vetted, Walk> {
     let clients: u32 = d.read_var()?;
     let mut seen = HashSet::new();
     for _ in 0..clients {
@@ -107,6 +116,7 @@ fn walk(d: &mut DecoderV1) -> Result<(), Walk> {
             clock = ends_in_range(clock, u64::from(len), "a struct")?;
         }
     }
+    let mut deleted = 0;
     let clients: u32 = d.read_var()?;
     for _ in 0..clients {
         d.reset_ds_cur_val();
@@ -116,9 +126,10 @@ fn walk(d: &mut DecoderV1) -> Result<(), Walk> {
             let clock = d.read_ds_clock()?;
             let len = d.read_ds_len()?;
             ends_in_range(u64::from(clock), u64::from(len), "a deleted range")?;
+            deleted += u64::from(len);
         }
     }
-    Ok(())
+    Ok(Vetted { deleted })
 }
 
 #[cfg(test)]
@@ -222,7 +233,7 @@ mod tests {
         }
         for name in ["pending-state-encode-panic", "state-encode-panic"] {
             let frame = regressions(name);
-            assert_eq!(check(payload(&frame)), Ok(()), "{name}");
+            assert!(check(payload(&frame)).is_ok(), "{name}");
         }
     }
 
@@ -288,7 +299,8 @@ mod tests {
         let err = check(&handmade(&[(5, 0, &[1]), (5, 4, &[1])], &[])).unwrap_err();
         assert!(err.contains("two runs"), "{err}");
 
-        check(&handmade(&[], &[(3, &[(0, 2), (max - 2, 2)])])).unwrap();
+        let deletes = handmade(&[], &[(3, &[(0, 2), (max - 2, 2)]), (4, &[(7, 5)])]);
+        assert_eq!(check(&deletes), Ok(super::Vetted { deleted: 9 }));
         let err = check(&handmade(&[], &[(3, &[(0, 2), (max - 2, 3)])])).unwrap_err();
         assert!(err.contains("a deleted range runs past"), "{err}");
         // Every handmade update above is one yrs decodes.
