@@ -911,8 +911,43 @@ async fn big_documents_apply_inline_and_on_the_pool(backend: Backend) {
     assert_eq!(fresh_view(&app, doc_id).await.0, writer.text());
 }
 
+/// A room loaded with updates in the log after the last snapshot (a node that stopped
+/// without its final snapshots) counts them: unloading compacts them into a snapshot,
+/// even when nobody edited, and the next open is answered from that one snapshot.
+async fn logged_updates_count_toward_snapshots(backend: Backend) {
+    let app = app_with(backend, |_| {}).await;
+    let doc_id = new_document(&app).await;
+    let author = Doc::with_client_id(5);
+    let text = author.get_or_insert_text("t");
+    let mut updates = Vec::new();
+    for word in ["one ", "two ", "three"] {
+        let mut txn = author.transact_mut();
+        text.push(&mut txn, word);
+        updates.push(txn.encode_update_v1());
+    }
+    let rows: Vec<_> = (0..updates.len())
+        .map(|i| vellum::store::NewUpdate {
+            document_id: doc_id,
+            seq: i as i64 + 1,
+            data: &updates[i],
+            author_id: None,
+        })
+        .collect();
+    app.state.store.append_updates(&rows).await.unwrap();
+
+    assert_eq!(fresh_view(&app, doc_id).await.0, "one two three");
+    wait_unloaded(&app.state.collab).await;
+    let stored = app.state.store.load_document_state(doc_id).await.unwrap();
+    assert!(stored.updates.is_empty(), "compacted on unload: {:?}", stored.updates);
+    let (snapshot, covered) = stored.snapshot.expect("a snapshot");
+    assert_eq!(covered, 3);
+    assert!(!snapshot.is_empty());
+    assert_eq!(fresh_view(&app, doc_id).await.0, "one two three");
+}
+
 both_backends!(
     big_documents_apply_inline_and_on_the_pool,
+    logged_updates_count_toward_snapshots,
     fresh_clients_are_answered_while_loading,
     fuzz_regressions_keep_content,
     presence_lists_connections,
