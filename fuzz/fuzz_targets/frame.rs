@@ -1,6 +1,8 @@
 //! Arbitrary bytes as one client frame: `vellum::collab::apply_frame` decodes it exactly
 //! like a room does and, for a sync step 2 or an update, applies it under the room's
-//! checks. Errors are fine (the room closes that socket). A panic that escapes
+//! checks; for a sync step 1 it encodes the reply to the client's state vector (a panic
+//! there would reload a whole room, so it escapes). Errors are fine (the room closes
+//! that socket). A panic that escapes
 //! `apply_frame`, an abort, a memory blow-up or a hang is a bug. A document that accepted
 //! the frame must still encode, as the room's snapshots and sync replies do next.
 //!

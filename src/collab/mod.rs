@@ -372,13 +372,21 @@ impl Collab {
     }
 }
 
-/// What the room does with one client frame, without a room: decode it and, for an
-/// update, apply it to `doc` under the same checks. For the fuzz target and benches.
+/// What the room does with one client frame, without a room: decode it; for an update,
+/// apply it to `doc` under the same checks; for a sync step 1, encode the reply. For the
+/// fuzz target and benches. A panic while encoding that reply is not caught here: in a
+/// room it is (the room then reloads, disconnecting everyone in it), so any client's
+/// state vector that makes yrs panic is a bug the fuzzer must report.
 #[doc(hidden)]
 pub fn apply_frame(doc: &yrs::Doc, frame: &[u8], max_pending_bytes: usize) -> Result<(), String> {
     match protocol::decode(frame) {
         Err(r) => Err(r.close().1),
         Ok(protocol::Incoming::Update(data)) => room::apply_checked(doc, &data, max_pending_bytes),
+        Ok(protocol::Incoming::SyncStep1(sv)) => {
+            use yrs::{ReadTxn, Transact};
+            let _ = doc.transact().encode_diff_v1(&sv);
+            Ok(())
+        }
         Ok(_) => Ok(()),
     }
 }
