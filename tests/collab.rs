@@ -492,6 +492,11 @@ async fn malformed_input_closes_only_that_socket(backend: Backend) {
             include_bytes!("../fuzz/regressions/frame/subdocument-leak").to_vec(),
             close::INVALID,
         ),
+        (
+            "a state vector claiming 2^29 clients",
+            include_bytes!("../fuzz/regressions/frame/state-vector-claims-1gb").to_vec(),
+            close::INVALID,
+        ),
     ];
     for i in 0..20 {
         let len = random.gen_range(1..64);
@@ -512,6 +517,7 @@ async fn malformed_input_closes_only_that_socket(backend: Backend) {
             let says = match what {
                 "clocks that wrap past u32::MAX" => "largest clock",
                 "a subdocument" => "subdocuments are not supported",
+                "a state vector claiming 2^29 clients" => "entries in",
                 _ => "",
             };
             assert!(reason.contains(says), "{what}: {reason}");
@@ -723,7 +729,8 @@ async fn fuzz_regressions_keep_content(backend: Backend) {
     let mut rng = StdRng::seed_from_u64(11);
     writer.edit(&mut rng);
     writer.sync().await;
-    let frames: [&[u8]; 8] = [
+    let frames: [&[u8]; 9] = [
+        include_bytes!("../fuzz/regressions/frame/state-vector-claims-1gb"),
         include_bytes!("../fuzz/regressions/frame/subdocument-leak"),
         include_bytes!("../fuzz/regressions/frame/wrapped-clock-encode-panic"),
         include_bytes!("../fuzz/regressions/frame/wrapped-clock-use-after-free"),
