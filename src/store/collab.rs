@@ -41,25 +41,33 @@ pub struct SessionRow {
 const ROWS_PER_STATEMENT: usize = 100;
 
 impl Store {
-    /// Reads the updates first and the snapshot second. A compaction that commits in
-    /// between only deletes updates its snapshot covers, so the pair is always complete
-    /// without needing a repeatable-read transaction (CRDT updates apply idempotently).
+    /// The snapshot and the updates after it, read by one statement, so both come from
+    /// the same view of the database (a statement reads one snapshot of it on both
+    /// engines) in one round trip.
     pub async fn load_document_state(&self, document_id: Uuid) -> anyhow::Result<StoredState> {
-        // Only the updates after the snapshot as it is now: compaction deletes the ones
-        // it covers, and on PostgreSQL the deleted rows stay in the index until a vacuum,
-        // so an unbounded scan walked tens of thousands of dead rows on every load
-        // (BENCHMARKS.md, "cold open"). A compaction committed between the two reads only
-        // deletes what the newer snapshot, read second, covers.
-        let upd_sql = "select seq, data from document_updates where document_id = $1 and seq > \
-             (select coalesce(max(seq), 0) from document_snapshots where document_id = $1) order by seq";
-        let snap_sql = "select state, seq from document_snapshots where document_id = $1";
-        let updates: Vec<(i64, Vec<u8>)> =
-            on_db!(self, p => sqlx::query_as(upd_sql).bind(document_id).fetch_all(p).await)?;
-        let snapshot: Option<(Vec<u8>, i64)> =
-            on_db!(self, p => sqlx::query_as(snap_sql).bind(document_id).fetch_optional(p).await)?;
-        let covered = snapshot.as_ref().map_or(0, |(_, s)| *s);
-        let updates = updates.into_iter().filter(|(seq, _)| *seq > covered).collect();
-        Ok(StoredState { snapshot, updates })
+        // Only the updates after the snapshot: compaction deletes the ones it covers, and
+        // on PostgreSQL the deleted rows stay in the index until a vacuum, so an unbounded
+        // scan walked tens of thousands of dead rows on every load (BENCHMARKS.md, change
+        // 11). Rows: the snapshot (kind 0) if any, then the updates (kind 1) in order.
+        let sql = "select 0 as kind, seq, state as data from document_snapshots where document_id = $1 \
+             union all \
+             select 1 as kind, seq, data from document_updates where document_id = $1 and seq > \
+             (select coalesce(max(seq), 0) from document_snapshots where document_id = $1) \
+             order by kind, seq";
+        let rows: Vec<(i32, i64, Vec<u8>)> =
+            on_db!(self, p => sqlx::query_as(sql).bind(document_id).fetch_all(p).await)?;
+        let mut state = StoredState {
+            snapshot: None,
+            updates: Vec::with_capacity(rows.len()),
+        };
+        for (kind, seq, data) in rows {
+            if kind == 0 {
+                state.snapshot = Some((data, seq));
+            } else {
+                state.updates.push((seq, data));
+            }
+        }
+        Ok(state)
     }
 
     /// Appends `updates` (of any documents) in one transaction: the group commit.
