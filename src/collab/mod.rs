@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use uuid::Uuid;
+use yrs::{ReadTxn, Transact};
 
 use crate::bus::Bus;
 use crate::config::CollabConfig;
@@ -383,7 +384,6 @@ pub fn apply_frame(doc: &yrs::Doc, frame: &[u8], max_pending_bytes: usize) -> Re
         Err(r) => Err(r.close().1),
         Ok(protocol::Incoming::Update(data)) => room::apply_checked(doc, &data, max_pending_bytes),
         Ok(protocol::Incoming::SyncStep1(sv)) => {
-            use yrs::{ReadTxn, Transact};
             let _ = doc.transact().encode_diff_v1(&sv);
             Ok(())
         }

@@ -485,9 +485,10 @@ fn encodes_after(txn: &TransactionMut, pending: bool) -> Result<(), String> {
     .map_err(|_| "the document could not be encoded after it".to_string())
 }
 
-/// Whether to write a snapshot, `since` the last one (of `last` bytes) having come
-/// (updates, bytes): after `every.0` updates once they also amount to
-/// `1 / SNAPSHOT_LOG_FRACTION` of the last snapshot, or after `every.1` bytes.
+/// Whether a snapshot is due. `since`: the updates stored after the last snapshot (how
+/// many, their bytes); `last`: that snapshot's size; `every`: `snapshot_every_updates`
+/// and `snapshot_every_bytes`. Due after `every.0` updates once their bytes also come to
+/// `1 / SNAPSHOT_LOG_FRACTION` of `last`, or after `every.1` bytes.
 fn snapshot_due(since: (u64, u64), last: u64, every: (u64, u64)) -> bool {
     let (updates, bytes) = since;
     bytes >= every.1 || (updates >= every.0 && bytes.saturating_mul(SNAPSHOT_LOG_FRACTION) >= last)
