@@ -7,7 +7,7 @@
 
 use async_graphql::ErrorExtensions;
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -33,6 +33,8 @@ pub enum Error {
         message: String,
     },
     LimitExceeded(String),
+    /// Too much of some bounded work is queued (password hashing): try again shortly.
+    Busy(String),
     Internal(anyhow::Error),
 }
 
@@ -62,6 +64,7 @@ impl Error {
             Error::Conflict { .. } => "CONFLICT",
             Error::Validation { .. } => "VALIDATION",
             Error::LimitExceeded(_) => "LIMIT_EXCEEDED",
+            Error::Busy(_) => "BUSY",
             Error::Internal(_) => "INTERNAL",
         }
     }
@@ -74,6 +77,7 @@ impl Error {
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::LimitExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -83,7 +87,7 @@ impl Error {
         match self {
             Error::Unauthenticated => "authentication required".into(),
             Error::InvalidCredentials => "invalid email or password".into(),
-            Error::Forbidden(m) | Error::LimitExceeded(m) => m.clone(),
+            Error::Forbidden(m) | Error::LimitExceeded(m) | Error::Busy(m) => m.clone(),
             Error::NotFound(what) => format!("{what} not found"),
             Error::Conflict { message, .. } => message.clone(),
             Error::Validation { field, message } => format!("{field}: {message}"),
@@ -123,7 +127,12 @@ impl IntoResponse for Error {
         for (k, v) in self.details() {
             body[k] = v;
         }
-        (self.status(), Json(json!({ "error": body }))).into_response()
+        let mut response = (self.status(), Json(json!({ "error": body }))).into_response();
+        if matches!(self, Error::Busy(_)) {
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 

@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'VALIDATION'
   | 'LIMIT_EXCEEDED'
+  | 'BUSY'
   | 'PLUGIN_REJECTED'
   | 'INTERNAL'
   | 'NETWORK'
@@ -37,7 +38,7 @@ export class ApiError extends Error {
 
 const KNOWN: ReadonlySet<string> = new Set([
   'UNAUTHENTICATED', 'FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'VALIDATION',
-  'LIMIT_EXCEEDED', 'PLUGIN_REJECTED', 'INTERNAL', 'NETWORK'
+  'LIMIT_EXCEEDED', 'BUSY', 'PLUGIN_REJECTED', 'INTERNAL', 'NETWORK'
 ])
 
 /** Turn one GraphQL error into an ApiError (unknown or missing codes count as INTERNAL). */
@@ -63,6 +64,8 @@ export function describeError (code: ErrorCode, serverMessage: string, field?: s
       return field ? `${humanField(field)}: ${msg || 'invalid value'}` : (msg || 'That value is not valid.')
     case 'LIMIT_EXCEEDED':
       return msg ? `Too large: ${msg}` : 'That is over a limit of this server.'
+    case 'BUSY':
+      return 'The server is busy. Try again in a moment.'
     case 'PLUGIN_REJECTED':
       return msg ? `Rejected by a plugin: ${msg}` : 'A plugin rejected this change.'
     case 'NETWORK':

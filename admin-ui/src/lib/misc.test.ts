@@ -37,6 +37,7 @@ describe('errors', () => {
     expect(fromGraphQLError({ message: 'x', extensions: { code: 'WAT' } }).code).toBe('INTERNAL')
     expect(describeError('VALIDATION', 'too long', 'input.displayName')).toBe('Display name: too long')
     expect(describeError('NOT_FOUND', '')).toMatch(/Not found/)
+    expect(fromGraphQLError({ message: 'too many sign-ins at once', extensions: { code: 'BUSY' } }).message).toMatch(/busy/)
   })
 })
 
