@@ -25,7 +25,7 @@ pub use protocol::close;
 pub use room::{EditError, Edited, PresenceEntry};
 pub use sessions::SessionLog;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -109,6 +109,14 @@ impl JoinError {
     }
 }
 
+/// A fault injected into a room's next update apply, for tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    Panic,
+    /// Spends more CPU time than `INLINE_SLOW` when applying on the room's own thread.
+    Slow,
+}
+
 #[derive(Clone)]
 pub struct Collab {
     shared: Arc<Shared>,
@@ -134,8 +142,8 @@ struct Shared {
     /// Client updates applied on a room's own thread, and on the blocking pool.
     applied_inline: AtomicU64,
     applied_on_pool: AtomicU64,
-    /// Documents whose next update apply panics (fault injection for tests).
-    faults: Mutex<HashSet<Uuid>>,
+    /// Documents whose next update apply misbehaves (fault injection for tests).
+    faults: Mutex<HashMap<Uuid, Fault>>,
     /// Documents whose next load waits, after reading the database and before building
     /// the document, until the gate is notified (for tests).
     load_gates: Mutex<HashMap<Uuid, Arc<Notify>>>,
@@ -165,7 +173,7 @@ impl Collab {
                 next_room: AtomicU64::new(1),
                 applied_inline: AtomicU64::new(0),
                 applied_on_pool: AtomicU64::new(0),
-                faults: Mutex::new(HashSet::new()),
+                faults: Mutex::new(HashMap::new()),
                 load_gates: Mutex::new(HashMap::new()),
             }),
         }
@@ -338,7 +346,22 @@ impl Collab {
     /// Test hook: the next update applied to `document_id` panics inside the room.
     #[doc(hidden)]
     pub fn inject_apply_panic(&self, document_id: Uuid) {
-        self.shared.faults.lock().expect("faults lock").insert(document_id);
+        self.shared
+            .faults
+            .lock()
+            .expect("faults lock")
+            .insert(document_id, Fault::Panic);
+    }
+
+    /// Test hook: the next update applied to `document_id` on the room's own thread takes
+    /// longer than `INLINE_SLOW` of CPU time (see `Room::apply_inline`).
+    #[doc(hidden)]
+    pub fn inject_slow_apply(&self, document_id: Uuid) {
+        self.shared
+            .faults
+            .lock()
+            .expect("faults lock")
+            .insert(document_id, Fault::Slow);
     }
 
     /// How many client updates (empty ones aside) were applied on a room's own thread and
@@ -351,7 +374,7 @@ impl Collab {
         )
     }
 
-    fn take_fault(&self, document_id: Uuid) -> bool {
+    fn take_fault(&self, document_id: Uuid) -> Option<Fault> {
         self.shared.faults.lock().expect("faults lock").remove(&document_id)
     }
 

@@ -22,7 +22,7 @@ use yrs::{Doc, ReadTxn, StateVector, Transact, TransactionMut, Update, WriteTxn}
 use super::outbox::{OutboxSender, SendError};
 use super::protocol::{self, Incoming, close};
 use super::writer::WriteResult;
-use super::{Collab, ConnId, JoinError, Peer};
+use super::{Collab, ConnId, Fault, JoinError, Peer};
 use crate::bus::{BusEvent, BusMessage};
 use crate::store::StoredState;
 
@@ -680,7 +680,8 @@ impl Room {
             return Flow::Continue;
         }
         let (fault, cap) = (self.collab.take_fault(self.id), cfg.max_pending_bytes);
-        let (outcome, site) = match self.apply_inline(&data, fault, cap) {
+        let (fault, slow) = (fault == Some(Fault::Panic), fault == Some(Fault::Slow));
+        let (outcome, site) = match self.apply_inline(&data, fault, slow, cap) {
             Inline::Done(outcome) => (outcome, &self.collab.shared.applied_inline),
             Inline::Heavy => {
                 let (doc, input) = (self.doc.clone(), data.clone());
@@ -735,7 +736,8 @@ impl Room {
     /// apply's CPU time is measured (the wall clock would count the thread being
     /// preempted, common on a busy machine), and after one over `INLINE_SLOW` the room
     /// applies every update on the blocking pool.
-    fn apply_inline(&mut self, data: &[u8], fault: bool, cap: usize) -> Inline {
+    /// `fault` and `slow` are injected faults (`Collab::inject_apply_panic`, `inject_slow_apply`).
+    fn apply_inline(&mut self, data: &[u8], fault: bool, slow: bool, cap: usize) -> Inline {
         if data.len() > INLINE_APPLY_BYTES || self.slow_applies {
             return Inline::Heavy;
         }
@@ -746,6 +748,9 @@ impl Room {
             Ok(checked) => Some(integrate(&self.doc, checked.update, fault, cap)),
         }));
         if let Some(started) = started {
+            while slow && thread_cpu_time().saturating_sub(started) <= INLINE_SLOW {
+                std::hint::spin_loop();
+            }
             let took = thread_cpu_time().saturating_sub(started);
             if took > INLINE_SLOW {
                 tracing::debug!(document = %self.id, ?took, "slow inline apply; applying on the blocking pool from now on");
