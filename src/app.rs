@@ -9,8 +9,9 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::{Extension, Json, Router};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
@@ -151,29 +152,24 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+    let header_timeout = match state.config.server.header_timeout_secs {
+        0 => None,
+        secs => Some(Duration::from_secs(secs)),
+    };
     let store = state.store.clone();
     let collab = state.collab.clone();
     let node_id = collab.node_id().to_string();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    // Nagle's algorithm holds back a small WebSocket frame until the previous one is
-    // acknowledged, and the peer delays that ACK by up to 40 ms: without TCP_NODELAY a
-    // fan-out update waits for it (p95 ~35 ms at 50 updates/s; see BENCHMARKS.md).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+    let stopping = async move {
         shutdown.await;
         tracing::info!("shutting down");
         // Rooms flush pending updates, write final snapshots and close their sockets.
         collab.shutdown().await;
         let _ = stop_tx.send(());
-    });
-    let server = tokio::spawn(async move { server.await });
-    let mut server = server;
+    };
+    let mut server = tokio::spawn(accept(listener, router(state), header_timeout, stopping));
     tokio::select! {
-        res = &mut server => res.context("server task")??,
+        res = &mut server => res.context("server task")?,
         _ = async { let _ = stop_rx.await; tokio::time::sleep(grace).await } => {
             tracing::warn!("in-flight requests did not finish within the grace period");
             server.abort();
@@ -186,6 +182,77 @@ pub async fn serve(
     }
     store.close().await;
     Ok(())
+}
+
+/// Accepts connections and serves HTTP/1.1 on each (with upgrades, for WebSockets) until
+/// `stopping` resolves; then asks every connection to finish its request and close, and
+/// returns once they have. `axum::serve` does this too, but never gives hyper a timer, so
+/// a client could hold a connection forever by sending its request headers slowly, or
+/// nothing at all (slowloris); here a connection gets `header_timeout` to send each
+/// request's headers, which also closes kept-alive connections idle that long. An
+/// upgraded connection (a WebSocket) is no longer HTTP and is not timed.
+async fn accept(
+    listener: TcpListener,
+    router: Router,
+    header_timeout: Option<Duration>,
+    stopping: impl Future<Output = ()>,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    // Each connection holds a receiver: a value sent asks them to finish, and `closed`
+    // resolves once the last has.
+    let (finish_tx, finish_rx) = tokio::sync::watch::channel(());
+    let mut stopping = std::pin::pin!(stopping);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = &mut stopping => break,
+        };
+        // Nagle's algorithm holds back a small WebSocket frame until the previous one is
+        // acknowledged, and the peer delays that ACK by up to 40 ms: without TCP_NODELAY a
+        // fan-out update waits for it (p95 ~35 ms at 50 updates/s; see BENCHMARKS.md).
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+        let service = TowerToHyperService::new(router.clone());
+        let conn = http.serve_connection(TokioIo::new(tcp), service).with_upgrades();
+        let mut finish = finish_rx.clone();
+        tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                _ = finish.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(finish);
+        });
+    }
+    drop(finish_rx);
+    let _ = finish_tx.send(());
+    finish_tx.closed().await;
+}
+
+/// An accept error: a connection that failed before it was accepted is dropped; anything
+/// else (out of file descriptors, say) is logged and retried after a second rather than
+/// in a tight loop.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+        return;
+    }
+    tracing::error!(error = %e, "could not accept a connection; retrying in a second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called

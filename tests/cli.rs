@@ -14,6 +14,14 @@ struct Server {
     log: Vec<String>,
 }
 
+/// A test that fails part-way does not leave its server running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Starts `vellum serve --port 0` and waits for its `listening` line.
 fn start(env: &[(&str, &str)], data_dir: &std::path::Path) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vellum"));

@@ -1,5 +1,6 @@
 //! `/ws/doc/{id}` over a real socket: refusals before the upgrade, and frames the
-//! socket layer itself must refuse (text frames, oversized messages) with a close code.
+//! socket layer itself must refuse (text frames, oversized messages) with a close code;
+//! and the HTTP server under it: slow and idle clients are cut off, upgraded ones not.
 
 mod common;
 
@@ -129,4 +130,59 @@ async fn sessions_follow_connections(backend: Backend) {
     until(0).await;
 }
 
-both_backends!(socket_limits_and_refusals, sessions_follow_connections);
+/// A client gets `server.header_timeout_secs` to send a request's headers: one that sends
+/// them slowly or sends nothing (slowloris) is cut off, and so is a kept-alive connection
+/// idle that long; a WebSocket, once upgraded, is not.
+async fn slow_clients_are_cut_off_but_websockets_stay(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    let app = TestApp::with_config(backend, |c| c.server.header_timeout_secs = 1).await;
+    let base = serve(&app).await;
+    let addr = base.trim_start_matches("ws://").to_string();
+    let (owner, _) = app.register("owner@example.com", "Owner").await;
+    let doc = app.create_doc(&owner, "Timeouts").await;
+    let url = format!("{base}/ws/doc/{}?token={owner}", doc["id"].as_str().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("upgrade");
+
+    let started = std::time::Instant::now();
+    let silent = TcpStream::connect(&addr).await.unwrap();
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    for (name, mut conn) in [("silent", silent), ("slow", slow), ("idle", idle)] {
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read_to_end(&mut got)).await;
+        // Closed: the end of the stream, or a reset when the server closes with unread input.
+        assert!(read.is_ok(), "the {name} connection was still open after 10 s");
+        let got = String::from_utf8_lossy(&got);
+        if name == "idle" {
+            assert!(got.starts_with("HTTP/1.1 200 OK"), "{got}");
+        }
+    }
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+
+    // The WebSocket, open for longer than the timeout, still syncs: its sync step 1 (an
+    // empty state vector) is answered with sync step 2.
+    ws.send(Message::Binary(vec![0, 0, 1, 0].into())).await.unwrap();
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("an answer to sync step 1")
+            .expect("the socket is open")
+            .expect("a frame");
+        if let Message::Binary(b) = msg
+            && b.starts_with(&[0, 1])
+        {
+            break;
+        }
+    }
+}
+
+both_backends!(
+    socket_limits_and_refusals,
+    sessions_follow_connections,
+    slow_clients_are_cut_off_but_websockets_stay
+);
