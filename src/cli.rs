@@ -186,6 +186,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::warn!("development mode: GraphiQL is on and the JWT secret check is relaxed");
     }
     tracing::debug!(?config, "settings");
+    raise_open_files_limit(config.collab.max_connections);
     let shutdown = app::shutdown_signal();
     let addr = format!("{}:{}", config.server.host, config.server.port);
     let state = app::build_state(config).await?;
@@ -196,3 +197,37 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(addr = %local, backend = ?state.store.backend(), "listening");
     app::serve(listener, state, shutdown).await
 }
+
+/// Every connection takes a file descriptor, and the soft limit on them is often 1,024
+/// (systemd's default for services) while the hard limit, which a process may raise its
+/// own soft limit to, is far higher: with the soft one, the server stopped accepting at
+/// about a thousand connections. Raise it to the hard limit, as Go's runtime does, and
+/// warn if even that leaves no room for `collab.max_connections`.
+#[cfg(unix)]
+fn raise_open_files_limit(max_connections: usize) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(error = %e, "could not raise the open files limit");
+        }
+    }
+    // Room beyond the WebSockets: database connections, HTTP requests, files.
+    let wanted = max_connections as u64 + 256;
+    if let Some(now) = getrlimit(Resource::Nofile).current
+        && now < wanted
+    {
+        tracing::warn!(
+            limit = now,
+            collab.max_connections = max_connections,
+            "the open files limit is below collab.max_connections + 256: connections past it will be refused; raise it (ulimit -n, LimitNOFILE) or lower collab.max_connections"
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn raise_open_files_limit(_max_connections: usize) {}

@@ -26,8 +26,13 @@ impl Drop for Server {
 fn start(env: &[(&str, &str)], data_dir: &std::path::Path) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vellum"));
     cmd.args(["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir"])
-        .arg(data_dir)
-        .env_remove("DATABASE_URL")
+        .arg(data_dir);
+    start_command(cmd, env)
+}
+
+/// Runs `cmd` (a `vellum serve` with a free port) and waits for its `listening` line.
+fn start_command(mut cmd: Command, env: &[(&str, &str)]) -> Server {
+    cmd.env_remove("DATABASE_URL")
         .env_remove("JWT_SECRET")
         .env_remove("VELLUM_DEV")
         .env("RUST_LOG", "info")
@@ -238,6 +243,39 @@ fn a_login_flood_is_bounded() {
     let right = r#"{"email":"flood@example.com","password":"long enough password"}"#;
     assert_eq!(post_json(&server.addr, "/api/auth/login", right).0, 200);
     sigterm_and_wait(server);
+}
+
+/// Started as systemd starts a service, with a soft limit of open files far below the
+/// hard one, the server raises its own to the hard limit (each connection takes a file),
+/// and warns when even that leaves no room for `collab.max_connections`.
+#[cfg(target_os = "linux")]
+#[test]
+fn raises_its_open_files_limit() {
+    let open_files = |pid: &str| -> (u64, u64) {
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+        let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+        let mut n = line.split_whitespace().skip(3).map(|v| v.parse().unwrap_or(u64::MAX));
+        (n.next().unwrap(), n.next().unwrap())
+    };
+    let (_, hard) = open_files("self");
+    assert!(hard > 1024, "this test needs a hard limit over 1024, not {hard}");
+    let mut cases = vec![("100".to_string(), false)];
+    if hard != u64::MAX {
+        cases.push(((hard + 1).to_string(), true));
+    }
+    for (max_connections, warned) in &cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(r#"ulimit -Sn 512 && exec "$0" serve --host 127.0.0.1 --port 0 --data-dir "$1""#)
+            .arg(env!("CARGO_BIN_EXE_vellum"))
+            .arg(dir.path());
+        let server = start_command(cmd, &[("VELLUM_COLLAB__MAX_CONNECTIONS", max_connections.as_str())]);
+        assert_eq!(open_files(&server.child.id().to_string()), (hard, hard));
+        let warning = server.log.iter().any(|l| l.contains("open files limit"));
+        assert_eq!(warning, *warned, "{:#?}", server.log);
+        sigterm_and_wait(server);
+    }
 }
 
 #[test]
