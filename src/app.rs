@@ -2,14 +2,18 @@
 
 use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
+use http_body::Body as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
@@ -126,8 +130,81 @@ pub fn router(state: AppState) -> Router {
         .fallback(crate::ui::fallback)
         .layer(Extension(schema))
         .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            request_timeout(&state.config),
+            body_deadline,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// `server.request_timeout_secs`: for a request's headers (`accept`), then for its body
+/// (`body_deadline`); 0 is none.
+fn request_timeout(config: &Config) -> Option<Duration> {
+    match config.server.request_timeout_secs {
+        0 => None,
+        secs => Some(Duration::from_secs(secs)),
+    }
+}
+
+/// Gives a request's body `request_timeout_secs` from its headers to arrive whole.
+/// hyper times the headers only, so a client could still hold a connection forever by
+/// sending a body a byte at a time; a body past its deadline fails to read (the handler
+/// answers with an error, and the connection closes with the body unread).
+async fn body_deadline(State(timeout): State<Option<Duration>>, req: Request, next: Next) -> Response {
+    match timeout {
+        Some(timeout) if !req.body().is_end_stream() => {
+            let deadline = tokio::time::Instant::now() + timeout;
+            let req = req.map(|body| {
+                Body::new(Deadline {
+                    body,
+                    deadline,
+                    timeout,
+                    sleep: None,
+                })
+            });
+            next.run(req).await
+        }
+        _ => next.run(req).await,
+    }
+}
+
+/// A request body that fails once its deadline passes. The timer starts at the first read.
+struct Deadline {
+    body: Body,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl http_body::Body for Deadline {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        let deadline = this.deadline;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            let secs = this.timeout.as_secs();
+            let e = format!("the request body did not arrive within {secs} s");
+            return std::task::Poll::Ready(Some(Err(axum::Error::new(e))));
+        }
+        Pin::new(&mut this.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 async fn readyz(State(app): State<AppState>) -> Response {
@@ -152,10 +229,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
-    let header_timeout = match state.config.server.header_timeout_secs {
-        0 => None,
-        secs => Some(Duration::from_secs(secs)),
-    };
+    let header_timeout = request_timeout(&state.config);
     let store = state.store.clone();
     let collab = state.collab.clone();
     let node_id = collab.node_id().to_string();
@@ -189,8 +263,9 @@ pub async fn serve(
 /// returns once they have. `axum::serve` does this too, but never gives hyper a timer, so
 /// a client could hold a connection forever by sending its request headers slowly, or
 /// nothing at all (slowloris); here a connection gets `header_timeout` to send each
-/// request's headers, which also closes kept-alive connections idle that long. An
-/// upgraded connection (a WebSocket) is no longer HTTP and is not timed.
+/// request's headers, which also closes kept-alive connections idle that long (and
+/// `body_deadline` times the body). An upgraded connection (a WebSocket) is no longer
+/// HTTP and is not timed.
 async fn accept(
     listener: TcpListener,
     router: Router,

@@ -38,7 +38,7 @@ pub struct ServerConfig {
     pub dev: bool,
     pub max_body_bytes: usize,
     pub shutdown_grace_secs: u64,
-    pub header_timeout_secs: u64,
+    pub request_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -130,13 +130,13 @@ async fn sessions_follow_connections(backend: Backend) {
     until(0).await;
 }
 
-/// A client gets `server.header_timeout_secs` to send a request's headers: one that sends
-/// them slowly or sends nothing (slowloris) is cut off, and so is a kept-alive connection
-/// idle that long; a WebSocket, once upgraded, is not.
+/// A client gets `server.request_timeout_secs` to send a request's headers, and as long
+/// for its body: one that sends either slowly or sends nothing (slowloris) is cut off,
+/// and so is a kept-alive connection idle that long; a WebSocket, once upgraded, is not.
 async fn slow_clients_are_cut_off_but_websockets_stay(backend: Backend) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
-    let app = TestApp::with_config(backend, |c| c.server.header_timeout_secs = 1).await;
+    let app = TestApp::with_config(backend, |c| c.server.request_timeout_secs = 1).await;
     let base = serve(&app).await;
     let addr = base.trim_start_matches("ws://").to_string();
     let (owner, _) = app.register("owner@example.com", "Owner").await;
@@ -152,7 +152,17 @@ async fn slow_clients_are_cut_off_but_websockets_stay(backend: Backend) {
     idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
-    for (name, mut conn) in [("silent", silent), ("slow", slow), ("idle", idle)] {
+    let mut slow_body = TcpStream::connect(&addr).await.unwrap();
+    let head =
+        "POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n";
+    slow_body.write_all(format!("{head}{{\"em").as_bytes()).await.unwrap();
+    let conns = [
+        ("silent", silent),
+        ("slow", slow),
+        ("idle", idle),
+        ("slow body", slow_body),
+    ];
+    for (name, mut conn) in conns {
         let mut got = Vec::new();
         let read = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read_to_end(&mut got)).await;
         // Closed: the end of the stream, or a reset when the server closes with unread input.
@@ -160,6 +170,10 @@ async fn slow_clients_are_cut_off_but_websockets_stay(backend: Backend) {
         let got = String::from_utf8_lossy(&got);
         if name == "idle" {
             assert!(got.starts_with("HTTP/1.1 200 OK"), "{got}");
+        }
+        if name == "slow body" {
+            assert!(got.starts_with("HTTP/1.1 4"), "{got}");
+            assert!(got.contains("did not arrive within 1 s"), "{got}");
         }
     }
     assert!(started.elapsed() >= std::time::Duration::from_millis(900));
