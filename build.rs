@@ -34,6 +34,10 @@ fn main() {
     let dist = ui.join("dist");
 
     println!("cargo:rerun-if-changed=build.rs");
+    // `sqlx::migrate!` embeds the migrations when the crate compiles, and cargo does not
+    // know it read them: without this a new migration file was missed until something
+    // else rebuilt the crate.
+    println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-env-changed=VELLUM_SKIP_UI_BUILD");
     for s in SOURCES {
         if ui.join(s).exists() {

@@ -409,6 +409,34 @@ async fn automatic_pool_size(backend: Backend) {
     assert_eq!(db.store().await.pool_size(), 3);
 }
 
+/// PostgreSQL compresses large values with lz4 where the server has it (migration 0003):
+/// a fresh client's open reads the whole snapshot, and lz4 reads back faster than pglz.
+#[tokio::test]
+async fn postgres_compresses_snapshots_with_lz4() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let owner = user(&store, "o@example.com").await;
+    let d = store.create_document(owner.id, "T", "t").await.unwrap().unwrap();
+    // Compressible, and over the 2 KB at which PostgreSQL starts compressing.
+    let state: Vec<u8> = (0..20_000u32).flat_map(|i| format!("{i} ").into_bytes()).collect();
+    store.write_snapshot(d.id, &state, 1).await.unwrap();
+    let pg = sqlx::PgPool::connect(db.config.database.url.expose()).await.unwrap();
+    let lz4: bool =
+        sqlx::query_scalar("select 'lz4' = any(enumvals) from pg_settings where name = 'default_toast_compression'")
+            .fetch_one(&pg)
+            .await
+            .unwrap();
+    let method: Option<String> =
+        sqlx::query_scalar("select pg_column_compression(state) from document_snapshots where document_id = $1")
+            .bind(d.id)
+            .fetch_one(&pg)
+            .await
+            .unwrap();
+    assert_eq!(method.as_deref(), Some(if lz4 { "lz4" } else { "pglz" }));
+    let loaded = store.load_document_state(d.id).await.unwrap();
+    assert_eq!(loaded.snapshot.unwrap().0, state);
+}
+
 both_backends!(
     automatic_pool_size,
     update_log_snapshots_and_sessions,
