@@ -134,8 +134,36 @@ pub fn router(state: AppState) -> Router {
             request_timeout(&state.config),
             body_deadline,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span tower-http's trace layer opens per request, as its default one (at debug
+/// level) but with any `token` in the query hidden: the WebSocket endpoint takes a session
+/// or API token there (browsers cannot set headers on a WebSocket), and the default span
+/// wrote it into the log.
+fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %req.method(),
+        uri = %redacted_uri(req.uri()),
+        version = ?req.version(),
+    )
+}
+
+/// The path and query of `uri`, with the value of every `token` parameter replaced.
+fn redacted_uri(uri: &axum::http::Uri) -> String {
+    let Some(query) = uri.query() else {
+        return uri.path().to_string();
+    };
+    let pairs: Vec<&str> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some(("token", _)) => "token=[redacted]",
+            _ => pair,
+        })
+        .collect();
+    format!("{}?{}", uri.path(), pairs.join("&"))
 }
 
 /// `server.request_timeout_secs`: for a request's headers (`accept`), then for its body
@@ -352,5 +380,23 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(not(unix))]
     async {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_uri;
+
+    #[test]
+    fn redacts_tokens_in_queries() {
+        let cases = [
+            ("/ws/doc/1?token=abc.def", "/ws/doc/1?token=[redacted]"),
+            ("/ws/doc/1?x=1&token=abc&y=2", "/ws/doc/1?x=1&token=[redacted]&y=2"),
+            ("/api/documents?first=20&tokens=3", "/api/documents?first=20&tokens=3"),
+            ("/healthz", "/healthz"),
+        ];
+        for (uri, want) in cases {
+            assert_eq!(redacted_uri(&uri.parse().unwrap()), want);
+        }
     }
 }

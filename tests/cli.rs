@@ -11,7 +11,11 @@ use common::{Backend, TestDb};
 struct Server {
     child: Child,
     addr: String,
+    /// The log up to the `listening` line.
     log: Vec<String>,
+    /// Reads the rest of the log (so the server never blocks on a full pipe), and
+    /// returns it once the server exits.
+    rest: Option<std::thread::JoinHandle<Vec<String>>>,
 }
 
 /// A test that fails part-way does not leave its server running.
@@ -49,9 +53,13 @@ fn start_command(mut cmd: Command, env: &[(&str, &str)]) -> Server {
         log.push(line.clone());
         if let Some(rest) = line.split("listening addr=").nth(1) {
             let addr = rest.split_whitespace().next().unwrap().to_string();
-            // Keep draining stderr so the server never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return Server { child, addr, log };
+            let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+            return Server {
+                child,
+                addr,
+                log,
+                rest: Some(rest),
+            };
         }
     }
     let _ = child.kill();
@@ -68,13 +76,17 @@ fn get(addr: &str, path: &str) -> (u16, String) {
     (status, out.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
 }
 
-fn sigterm_and_wait(mut server: Server) {
+/// Stops the server with SIGTERM, checks it exits 0, and returns its whole log.
+fn sigterm_and_wait(mut server: Server) -> Vec<String> {
     Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
         .status()
         .unwrap();
     let status = server.child.wait().unwrap();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    let mut log = std::mem::take(&mut server.log);
+    log.extend(server.rest.take().unwrap().join().unwrap());
+    log
 }
 
 #[test]
@@ -276,6 +288,28 @@ fn raises_its_open_files_limit() {
         assert_eq!(warning, *warned, "{:#?}", server.log);
         sigterm_and_wait(server);
     }
+}
+
+/// The WebSocket endpoint takes its token in the query (`?token=`, as browsers cannot
+/// set headers on a WebSocket); with debug logs on, the request log used to print it.
+#[test]
+fn tokens_in_urls_stay_out_of_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&[("RUST_LOG", "debug")], dir.path());
+    let user = r#"{"email":"log@example.com","password":"long enough password","displayName":"L"}"#;
+    let (status, _, body) = post_json(&server.addr, "/api/auth/register", user);
+    assert_eq!(status, 201, "{body}");
+    let token = body.split(r#""token":""#).nth(1).unwrap().split('"').next().unwrap();
+    let document = uuid::Uuid::now_v7();
+    let (status, _) = get(&server.addr, &format!("/ws/doc/{document}?token={token}&x=1"));
+    assert!(status >= 400, "a GET without an upgrade is refused, got {status}");
+    let log = sigterm_and_wait(server);
+    let requests: Vec<_> = log.iter().filter(|l| l.contains(&document.to_string())).collect();
+    assert!(
+        requests.iter().any(|l| l.contains("token=[redacted]&x=1")),
+        "{requests:#?}"
+    );
+    assert!(!log.iter().any(|l| l.contains(token)), "{log:#?}");
 }
 
 #[test]
