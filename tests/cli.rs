@@ -151,7 +151,11 @@ async fn serves_with_postgres_from_database_url() {
 
 /// Status, headers and body of a POST with a JSON body.
 fn post_json(addr: &str, path: &str, body: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
+    post_json_on(TcpStream::connect(addr).unwrap(), path, body)
+}
+
+/// `post_json` on a connection already open.
+fn post_json_on(mut s: TcpStream, path: &str, body: &str) -> (u16, String, String) {
     write!(
         s,
         "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -224,12 +228,19 @@ fn a_login_flood_is_bounded() {
     };
     let before = rss_kib(pid).max(hwm());
     let cores = std::thread::available_parallelism().unwrap().get() as u64;
-    // More than the gate admits, all at once.
+    // More than the gate admits, all at once: every connection is open before any sends.
     let flood = cores * 33 + 50;
     let wrong = r#"{"email":"flood@example.com","password":"not the password"}"#;
+    let ready = std::sync::Barrier::new(flood as usize);
     let answers: Vec<(u16, String, String)> = std::thread::scope(|s| {
         let threads: Vec<_> = (0..flood)
-            .map(|_| s.spawn(|| post_json(&server.addr, "/api/auth/login", wrong)))
+            .map(|_| {
+                s.spawn(|| {
+                    let conn = TcpStream::connect(&server.addr).unwrap();
+                    ready.wait();
+                    post_json_on(conn, "/api/auth/login", wrong)
+                })
+            })
             .collect();
         threads.into_iter().map(|t| t.join().unwrap()).collect()
     });
