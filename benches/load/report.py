@@ -146,7 +146,7 @@ def main():
         "- Vellum: release build, `collab.durability = \"strict\"` (every update committed before it is echoed "
         "or broadcast), SQLite with `synchronous = full`; settings from `config/default.toml` except "
         "`collab.unload_grace_ms = 1000` (so cold-load can wait for the unload) and `collab.max_connections = "
-        "20000`. Each server is started fresh for each scenario run.",
+        "12000` (room for `idle --connections 10000`). Each server is started fresh for each scenario run.",
         "- The load tool and the server share the 2 cores; the client CPU is reported so a client bottleneck "
         "shows.",
         "",
