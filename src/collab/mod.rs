@@ -354,7 +354,8 @@ impl Collab {
     }
 
     /// Test hook: the next update applied to `document_id` on the room's own thread takes
-    /// longer than `INLINE_SLOW` of CPU time (see `Room::apply_inline`).
+    /// longer than `INLINE_SLOW` of CPU time (see `Room::apply_inline`; only documents over
+    /// `INLINE_ENCODE_BYTES` are timed, so on a smaller one the hook does nothing).
     #[doc(hidden)]
     pub fn inject_slow_apply(&self, document_id: Uuid) {
         self.shared
