@@ -195,8 +195,69 @@ async fn slow_clients_are_cut_off_but_websockets_stay(backend: Backend) {
     }
 }
 
+/// The GraphQL subscription socket (`graphql-transport-ws` on GET /graphql): one that
+/// never sends `connection_init` is closed after `server.request_timeout_secs`, an
+/// initialised one stays open past that, and a message over `server.max_body_bytes`
+/// closes it.
+async fn subscription_sockets_are_bounded(backend: Backend) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = TestApp::with_config(backend, |c| {
+        c.server.request_timeout_secs = 1;
+        c.server.max_body_bytes = 64 * 1024;
+    })
+    .await;
+    let base = serve(&app).await;
+    let mut request = format!("{base}/graphql").into_client_request().unwrap();
+    let protocol = "graphql-transport-ws".parse().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Protocol", protocol);
+    let ten_s = std::time::Duration::from_secs(10);
+    // Ends when the server closes (a close frame, an error or the end of the stream).
+    async fn closed(ws: &mut (impl StreamExt<Item = Result<Message, impl std::fmt::Debug>> + Unpin)) {
+        while let Some(Ok(msg)) = ws.next().await {
+            if msg.is_close() {
+                return;
+            }
+        }
+    }
+    async fn next_text(ws: &mut (impl StreamExt<Item = Result<Message, impl std::fmt::Debug>> + Unpin)) -> String {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => return t.to_string(),
+                Some(Ok(_)) => {}
+                other => panic!("the socket ended: {other:?}"),
+            }
+        }
+    }
+
+    let (mut silent, _) = tokio_tungstenite::connect_async(request.clone()).await.unwrap();
+    let (mut working, _) = tokio_tungstenite::connect_async(request.clone()).await.unwrap();
+    let started = std::time::Instant::now();
+    let init = r#"{"type":"connection_init","payload":{}}"#;
+    working.send(Message::Text(init.into())).await.unwrap();
+    assert!(next_text(&mut working).await.contains("connection_ack"));
+    let silent_closed = tokio::time::timeout(ten_s, closed(&mut silent)).await;
+    assert!(
+        silent_closed.is_ok(),
+        "a socket that never initialised was open after 10 s"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    // Past the timeout, the initialised socket still answers.
+    working.send(Message::Text(r#"{"type":"ping"}"#.into())).await.unwrap();
+    let pong = tokio::time::timeout(ten_s, next_text(&mut working)).await.unwrap();
+    assert!(pong.contains("pong"), "{pong}");
+    // A message over the limit closes it.
+    let big = format!(r#"{{"type":"ping","payload":{{"x":"{}"}}}}"#, "x".repeat(100 * 1024));
+    let _ = working.send(Message::Text(big.into())).await;
+    let big_closed = tokio::time::timeout(ten_s, closed(&mut working)).await;
+    assert!(
+        big_closed.is_ok(),
+        "a socket that sent a message over the limit was open after 10 s"
+    );
+}
+
 both_backends!(
     socket_limits_and_refusals,
     sessions_follow_connections,
-    slow_clients_are_cut_off_but_websockets_stay
+    slow_clients_are_cut_off_but_websockets_stay,
+    subscription_sockets_are_bounded
 );

@@ -10,6 +10,8 @@ mod types;
 
 pub use schema::{Mutation, Query, VellumSchema, build_schema};
 
+use std::time::Duration;
+
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{Context, ErrorExtensionValues, Response as GqlResponse, ServerError};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
@@ -18,6 +20,8 @@ use axum::extract::State;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use futures::future::Either;
+use futures::{Stream, StreamExt};
 
 use crate::auth::Principal;
 use crate::error::Error;
@@ -113,8 +117,23 @@ pub async fn graphql_get(
     };
     let cookie_token = bearer_token(&headers, &app.config);
     let schema = schema.0.clone();
-    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
-        GraphQLWebSocket::new(socket, schema, protocol)
+    let max_message = app.config.server.max_body_bytes;
+    let init_within = match app.config.server.request_timeout_secs {
+        0 => Duration::MAX,
+        secs => Duration::from_secs(secs),
+    };
+    // tungstenite's defaults are a 128 KiB read buffer per socket, allocated up front,
+    // and 64 MiB messages: a thousand sockets opened and left silent took 134 MB. Sockets
+    // start with 512 B, as `/ws/doc` does, and take messages up to a request body's limit.
+    let upgrade = upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .read_buffer_size(SOCKET_READ_BUFFER_BYTES)
+        .max_message_size(max_message)
+        .max_frame_size(max_message);
+    upgrade.on_upgrade(move |socket| {
+        let (sink, stream) = socket.split();
+        let stream = first_message_within(stream, init_within);
+        GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
             .on_connection_init(move |payload| async move {
                 let token = payload
                     .get("token")
@@ -129,6 +148,23 @@ pub async fn graphql_get(
             })
             .serve()
     })
+}
+
+/// Initial size of a subscription socket's read buffer (it grows for larger messages).
+const SOCKET_READ_BUFFER_BYTES: usize = 512;
+
+/// `stream`, ended unless its first message arrives within `timeout`. A client's first
+/// message is `connection_init`, which the protocol expects promptly; without this a
+/// socket opened and left silent was held forever, since async-graphql has no such
+/// timeout (its keep-alive timeout would close idle subscribers too).
+fn first_message_within<S: Stream + Unpin>(mut stream: S, timeout: Duration) -> impl Stream<Item = S::Item> {
+    futures::stream::once(async move {
+        match tokio::time::timeout(timeout, stream.next()).await {
+            Ok(Some(first)) => Either::Left(futures::stream::iter([first]).chain(stream)),
+            _ => Either::Right(futures::stream::empty()),
+        }
+    })
+    .flatten()
 }
 
 fn graphiql(app: &AppState) -> Response {
