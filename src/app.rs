@@ -167,8 +167,8 @@ fn redacted_uri(uri: &axum::http::Uri) -> String {
 }
 
 /// `server.request_timeout_secs`: for a request's headers (`accept`), then for its body
-/// (`body_deadline`); 0 is none.
-fn request_timeout(config: &Config) -> Option<Duration> {
+/// (`body_deadline`), and for a subscription socket's first message; 0 is none.
+pub(crate) fn request_timeout(config: &Config) -> Option<Duration> {
     match config.server.request_timeout_secs {
         0 => None,
         secs => Some(Duration::from_secs(secs)),

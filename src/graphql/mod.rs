@@ -118,10 +118,7 @@ pub async fn graphql_get(
     let cookie_token = bearer_token(&headers, &app.config);
     let schema = schema.0.clone();
     let max_message = app.config.server.max_body_bytes;
-    let init_within = match app.config.server.request_timeout_secs {
-        0 => Duration::MAX,
-        secs => Duration::from_secs(secs),
-    };
+    let init_within = crate::app::request_timeout(&app.config).unwrap_or(Duration::MAX);
     // tungstenite's defaults are a 128 KiB read buffer per socket, allocated up front,
     // and 64 MiB messages: a thousand sockets opened and left silent took 134 MB. Sockets
     // start with 512 B, as `/ws/doc` does, and take messages up to a request body's limit.
