@@ -107,6 +107,7 @@ pub struct GraphqlConfig {
     pub max_depth: usize,
     pub max_complexity: usize,
     pub introspection: bool,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -195,15 +195,17 @@ async fn slow_clients_are_cut_off_but_websockets_stay(backend: Backend) {
     }
 }
 
-/// The GraphQL subscription socket (`graphql-transport-ws` on GET /graphql): one that
-/// never sends `connection_init` is closed after `server.request_timeout_secs`, an
-/// initialised one stays open past that, and a message over `server.max_body_bytes`
+/// The GraphQL subscription socket (`graphql-transport-ws` on GET /graphql): past
+/// `graphql.max_connections` open ones a socket is refused before the upgrade (503 BUSY);
+/// one that never sends `connection_init` is closed after `server.request_timeout_secs`,
+/// an initialised one stays open past that, and a message over `server.max_body_bytes`
 /// closes it.
 async fn subscription_sockets_are_bounded(backend: Backend) {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let app = TestApp::with_config(backend, |c| {
         c.server.request_timeout_secs = 1;
         c.server.max_body_bytes = 64 * 1024;
+        c.graphql.max_connections = 2;
     })
     .await;
     let base = serve(&app).await;
@@ -231,6 +233,17 @@ async fn subscription_sockets_are_bounded(backend: Backend) {
 
     let (mut silent, _) = tokio_tungstenite::connect_async(request.clone()).await.unwrap();
     let (mut working, _) = tokio_tungstenite::connect_async(request.clone()).await.unwrap();
+    match tokio_tungstenite::connect_async(request.clone()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default());
+            assert!(body.contains("BUSY"), "{body}");
+        }
+        other => panic!(
+            "a third socket past the limit of 2: {:?}",
+            other.map(|(_, r)| r.status())
+        ),
+    }
     let started = std::time::Instant::now();
     let init = r#"{"type":"connection_init","payload":{}}"#;
     working.send(Message::Text(init.into())).await.unwrap();
@@ -241,6 +254,17 @@ async fn subscription_sockets_are_bounded(backend: Backend) {
         "a socket that never initialised was open after 10 s"
     );
     assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    // The closed socket's slot is free again. The server releases it just after closing,
+    // and no event tells the client when: retry for up to a second.
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok((ws, _)) = tokio_tungstenite::connect_async(request.clone()).await {
+            again = Some(ws);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "the closed socket's slot was not released");
     // Past the timeout, the initialised socket still answers.
     working.send(Message::Text(r#"{"type":"ping"}"#.into())).await.unwrap();
     let pong = tokio::time::timeout(ten_s, next_text(&mut working)).await.unwrap();

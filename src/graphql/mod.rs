@@ -10,6 +10,8 @@ mod types;
 
 pub use schema::{Mutation, Query, VellumSchema, build_schema};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
@@ -108,12 +110,17 @@ pub async fn graphql_handler(
 pub async fn graphql_get(
     State(app): State<AppState>,
     schema: axum::Extension<VellumSchema>,
+    sockets: axum::Extension<SubscriptionSockets>,
     headers: HeaderMap,
     protocol: Result<GraphQLProtocol, StatusCode>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let (Ok(protocol), Ok(upgrade)) = (protocol, upgrade) else {
         return graphiql(&app);
+    };
+    let Some(slot) = sockets.0.take() else {
+        let busy = Error::Busy("too many subscription sockets open on this server; try again later".into());
+        return busy.into_response();
     };
     let cookie_token = bearer_token(&headers, &app.config);
     let schema = schema.0.clone();
@@ -127,7 +134,9 @@ pub async fn graphql_get(
         .read_buffer_size(SOCKET_READ_BUFFER_BYTES)
         .max_message_size(max_message)
         .max_frame_size(max_message);
-    upgrade.on_upgrade(move |socket| {
+    upgrade.on_upgrade(move |socket| async move {
+        // Held until the socket ends.
+        let _slot = slot;
         let (sink, stream) = socket.split();
         let stream = first_message_within(stream, init_within);
         GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
@@ -144,7 +153,36 @@ pub async fn graphql_get(
                 Ok(data)
             })
             .serve()
+            .await
     })
+}
+
+/// The subscription sockets open on this node, at most `graphql.max_connections`.
+#[derive(Clone)]
+pub struct SubscriptionSockets(Arc<(AtomicUsize, usize)>);
+
+impl SubscriptionSockets {
+    pub fn new(max: usize) -> Self {
+        SubscriptionSockets(Arc::new((AtomicUsize::new(0), max)))
+    }
+
+    /// A slot for one more socket, held until dropped; `None` at the limit.
+    fn take(&self) -> Option<SocketSlot> {
+        let (open, max) = &*self.0;
+        if open.fetch_add(1, Ordering::AcqRel) >= *max {
+            open.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(SocketSlot(self.clone()))
+    }
+}
+
+struct SocketSlot(SubscriptionSockets);
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        (self.0).0.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Initial size of a subscription socket's read buffer (it grows for larger messages).
