@@ -129,9 +129,9 @@ pub fn router(state: AppState) -> Router {
         // the admin UI: its files, and index.html for client-side routes
         .fallback(crate::ui::fallback)
         .layer(Extension(schema))
-        .layer(Extension(graphql::SubscriptionSockets::new(
+        .layer(Extension(graphql::SubscriptionSockets(crate::slots::Slots::new(
             state.config.graphql.max_connections,
-        )))
+        ))))
         .layer(DefaultBodyLimit::max(state.config.server.max_body_bytes))
         .layer(middleware::from_fn_with_state(
             request_timeout(&state.config),

@@ -12,6 +12,7 @@ pub mod error;
 pub mod graphql;
 pub mod publishing;
 pub mod rest;
+pub mod slots;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -24,8 +24,9 @@ const TOO_BIG_LINGER: Duration = Duration::from_secs(2);
 /// How long a socket this side closes waits for the client's close frame.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 
-/// Initial size of a socket's read buffer (it grows for larger messages).
-const READ_BUFFER_BYTES: usize = 512;
+/// Initial size of a socket's read buffer (it grows for larger messages); GraphQL's
+/// subscription sockets start with the same.
+pub(crate) const READ_BUFFER_BYTES: usize = 512;
 
 #[derive(Deserialize)]
 pub struct WsParams {

@@ -169,12 +169,23 @@ fn post_json_on(mut s: TcpStream, path: &str, body: &str) -> (u16, String, Strin
     (status, head.to_ascii_lowercase(), body.to_string())
 }
 
+/// A memory figure of a process in KiB (`VmRSS`, `VmHWM`, … in `/proc/<pid>/status`).
+#[cfg(target_os = "linux")]
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find_map(|l| l.strip_prefix(field)).unwrap();
+    line.trim_start_matches(':')
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// Resident memory of a process in KiB.
 #[cfg(target_os = "linux")]
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap();
-    line.trim().trim_end_matches("kB").trim().parse().unwrap()
+    status_kib(pid, "VmRSS")
 }
 
 /// Every login hashes with argon2 in 19 MiB of memory. glibc's malloc used to keep each
@@ -221,11 +232,8 @@ fn a_login_flood_is_bounded() {
     let user = r#"{"email":"flood@example.com","password":"long enough password","displayName":"F"}"#;
     assert_eq!(post_json(&server.addr, "/api/auth/register", user).0, 201);
     let pid = server.child.id();
-    let hwm = || {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap();
-        line.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap()
-    };
+    // The peak resident memory so far.
+    let hwm = || status_kib(pid, "VmHWM");
     let before = rss_kib(pid).max(hwm());
     let cores = std::thread::available_parallelism().unwrap().get() as u64;
     // More than the gate admits, all at once: every connection is open before any sends.

@@ -3,7 +3,6 @@
 //! one hash per core at a time (see [`Gate`]).
 
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -12,6 +11,7 @@ use rand::rngs::OsRng;
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
+use crate::slots::Slots;
 
 /// Requests that may wait for a hash, per core, beyond the ones hashing.
 const WAITING_PER_CORE: usize = 32;
@@ -25,37 +25,24 @@ const WAITING_PER_CORE: usize = 32;
 struct Gate {
     hashing: Semaphore,
     /// Requests admitted: hashing or waiting to.
-    admitted: AtomicUsize,
-    max_admitted: usize,
+    admitted: Slots,
 }
 
 static GATE: LazyLock<Gate> = LazyLock::new(|| {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Gate {
         hashing: Semaphore::new(cores),
-        admitted: AtomicUsize::new(0),
-        max_admitted: cores * (1 + WAITING_PER_CORE),
+        admitted: Slots::new(cores * (1 + WAITING_PER_CORE)),
     }
 });
-
-/// Counts one admitted request until dropped: when its hash ends, or when the request
-/// is dropped while it waits.
-struct Admitted(&'static Gate);
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        self.0.admitted.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 /// Runs `work` (one hash) on the blocking pool once the gate lets it.
 async fn gated<T: Send + 'static>(what: &'static str, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
     let gate: &'static Gate = &GATE;
-    if gate.admitted.fetch_add(1, Ordering::AcqRel) >= gate.max_admitted {
-        gate.admitted.fetch_sub(1, Ordering::AcqRel);
+    // Held until the hash ends, or until the request is dropped while it waits.
+    let Some(admitted) = gate.admitted.try_take() else {
         return Err(Error::Busy("too many sign-ins at once; try again in a second".into()));
-    }
-    let admitted = Admitted(gate);
+    };
     let permit = gate
         .hashing
         .acquire()

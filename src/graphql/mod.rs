@@ -10,8 +10,6 @@ mod types;
 
 pub use schema::{Mutation, Query, VellumSchema, build_schema};
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
@@ -28,6 +26,7 @@ use futures::{Stream, StreamExt};
 use crate::auth::Principal;
 use crate::error::Error;
 use crate::rest::bearer_token;
+use crate::slots::Slots;
 use crate::state::AppState;
 
 /// The principal of the current request.
@@ -118,7 +117,7 @@ pub async fn graphql_get(
     let (Ok(protocol), Ok(upgrade)) = (protocol, upgrade) else {
         return graphiql(&app);
     };
-    let Some(slot) = sockets.0.take() else {
+    let Some(slot) = sockets.0.0.try_take() else {
         let busy = Error::Busy("too many subscription sockets open on this server; try again later".into());
         return busy.into_response();
     };
@@ -131,7 +130,7 @@ pub async fn graphql_get(
     // start with 512 B, as `/ws/doc` does, and take messages up to a request body's limit.
     let upgrade = upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .read_buffer_size(SOCKET_READ_BUFFER_BYTES)
+        .read_buffer_size(crate::ws::READ_BUFFER_BYTES)
         .max_message_size(max_message)
         .max_frame_size(max_message);
     upgrade.on_upgrade(move |socket| async move {
@@ -159,34 +158,7 @@ pub async fn graphql_get(
 
 /// The subscription sockets open on this node, at most `graphql.max_connections`.
 #[derive(Clone)]
-pub struct SubscriptionSockets(Arc<(AtomicUsize, usize)>);
-
-impl SubscriptionSockets {
-    pub fn new(max: usize) -> Self {
-        SubscriptionSockets(Arc::new((AtomicUsize::new(0), max)))
-    }
-
-    /// A slot for one more socket, held until dropped; `None` at the limit.
-    fn take(&self) -> Option<SocketSlot> {
-        let (open, max) = &*self.0;
-        if open.fetch_add(1, Ordering::AcqRel) >= *max {
-            open.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        Some(SocketSlot(self.clone()))
-    }
-}
-
-struct SocketSlot(SubscriptionSockets);
-
-impl Drop for SocketSlot {
-    fn drop(&mut self) {
-        (self.0).0.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// Initial size of a subscription socket's read buffer (it grows for larger messages).
-const SOCKET_READ_BUFFER_BYTES: usize = 512;
+pub struct SubscriptionSockets(pub Slots);
 
 /// `stream`, ended unless its first message arrives within `timeout`. A client's first
 /// message is `connection_init`, which the protocol expects promptly; without this a
