@@ -1,6 +1,7 @@
 //! `/ws/doc/{id}` over a real socket: refusals before the upgrade, and frames the
 //! socket layer itself must refuse (text frames, oversized messages) with a close code;
 //! and the HTTP server under it: slow and idle clients are cut off, upgraded ones not.
+//! The handshake and framing are Vellum's own, so they are also driven byte by byte.
 
 mod common;
 
@@ -279,8 +280,152 @@ async fn subscription_sockets_are_bounded(backend: Backend) {
     );
 }
 
+/// A client frame, masked, with the first byte (FIN, opcode) given.
+fn raw_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0xa1, 0x02, 0x5c, 0xe7];
+    let mut out = vec![first];
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+/// Reads one server frame: (first byte, payload). Server frames are never masked.
+async fn read_raw_frame(s: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).await.expect("a frame");
+    assert_eq!(head[1] & 0x80, 0, "a masked server frame");
+    let len = match head[1] & 0x7f {
+        126 => s.read_u16().await.unwrap() as usize,
+        127 => s.read_u64().await.unwrap() as usize,
+        n => n as usize,
+    };
+    let mut payload = vec![0; len];
+    s.read_exact(&mut payload).await.unwrap();
+    (head[0], payload)
+}
+
+/// A GET with `headers` (CRLF-terminated lines); the whole response.
+async fn raw_request(base: &str, path: &str, headers: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("ws://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+/// The handshake by hand, with `then` sent in the same write; returns the socket after
+/// the 101 response and its headers.
+async fn raw_upgrade(base: &str, path: &str, then: &[u8]) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("ws://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    .into_bytes();
+    request.extend_from_slice(then);
+    s.write_all(&request).await.unwrap();
+    // Byte by byte up to the blank line, so no frame bytes are taken with the headers.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(s.read_u8().await.expect("a response"));
+    }
+    (s, String::from_utf8(head).unwrap())
+}
+
+/// The handshake's refusals and answer, and the frames a browser never sends but the
+/// protocol allows (fragments, pings, bytes sent with the handshake) or forbids.
+async fn websocket_protocol_by_hand(backend: Backend) {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::new(backend).await;
+    let base = serve(&app).await;
+    let (owner, _) = app.register("owner@example.com", "Owner").await;
+    let doc = app.create_doc(&owner, "Frames").await;
+    let path = format!("/ws/doc/{}?token={owner}", doc["id"].as_str().unwrap());
+    // Not a handshake: 400, another version: 426 naming ours; both with a JSON body.
+    let plain = raw_request(&base, &path, "").await;
+    assert!(plain.starts_with("HTTP/1.1 400"), "{plain}");
+    assert!(plain.contains(r#""code":"VALIDATION""#), "{plain}");
+    let old = raw_request(
+        &base,
+        &path,
+        "Connection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 8\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+    )
+    .await;
+    assert!(old.starts_with("HTTP/1.1 426"), "{old}");
+    assert!(old.to_ascii_lowercase().contains("sec-websocket-version: 13"), "{old}");
+    assert!(old.contains(r#""code":"VALIDATION""#), "{old}");
+
+    // The RFC's example key gets the RFC's accept value; a ping sent in the same write
+    // as the request is answered.
+    let (mut s, head) = raw_upgrade(&base, &path, &raw_frame(0x89, b"early")).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    // (The room's sync step 1 and the pong may come in either order.)
+    let mut two = [read_raw_frame(&mut s).await, read_raw_frame(&mut s).await];
+    two.sort();
+    assert_eq!(
+        (two[0].0, &two[0].1[..2]),
+        (0x82, &[0u8, 0][..]),
+        "the room's sync step 1"
+    );
+    assert_eq!(two[1], (0x8a, b"early".to_vec()), "pong");
+
+    // A sync step 1 in three fragments with a ping between them is one message: the
+    // room answers it with sync step 2.
+    let step1 = [0u8, 0, 1, 0];
+    let mut bytes = raw_frame(0x02, &step1[..1]);
+    bytes.extend(raw_frame(0x00, &step1[1..2]));
+    bytes.extend(raw_frame(0x89, b"between"));
+    bytes.extend(raw_frame(0x80, &step1[2..]));
+    s.write_all(&bytes).await.unwrap();
+    assert_eq!(read_raw_frame(&mut s).await, (0x8a, b"between".to_vec()));
+    let (first, reply) = read_raw_frame(&mut s).await;
+    assert_eq!((first, &reply[..2]), (0x82, &[0u8, 1][..]), "sync step 2");
+
+    // An unmasked frame breaks the protocol: 1002 with the reason.
+    s.write_all(&[0x82, 1, 0]).await.unwrap();
+    let (first, close) = read_raw_frame(&mut s).await;
+    assert_eq!(first, 0x88);
+    assert_eq!(u16::from_be_bytes([close[0], close[1]]), 1002);
+    assert_eq!(&close[2..], b"client frames must be masked");
+    s.write_all(&raw_frame(0x88, &1000u16.to_be_bytes())).await.unwrap();
+
+    // The client closes: the server answers 1000 and the socket ends.
+    let (mut s, _) = raw_upgrade(&base, &path, &[]).await;
+    read_raw_frame(&mut s).await;
+    s.write_all(&raw_frame(0x88, &1001u16.to_be_bytes())).await.unwrap();
+    loop {
+        let (first, payload) = read_raw_frame(&mut s).await;
+        if first == 0x88 {
+            assert_eq!(payload, 1000u16.to_be_bytes());
+            break;
+        }
+    }
+    use tokio::io::AsyncReadExt;
+    assert_eq!(s.read(&mut [0u8; 16]).await.unwrap(), 0, "closed after the close frame");
+}
+
 both_backends!(
     socket_limits_and_refusals,
+    websocket_protocol_by_hand,
     sessions_follow_connections,
     slow_clients_are_cut_off_but_websockets_stay,
     subscription_sockets_are_bounded

@@ -72,9 +72,19 @@ async function storedTitle (p, title) {
   }, title)
 }
 
+/**
+ * Type `text` at the end of the document. The caret is put there through the editor
+ * (TipTap hangs it on its element) and checked before typing: a click and Control+End
+ * sometimes left ProseMirror's selection at the start, as the browser moves the caret and
+ * ProseMirror reads it back later, and the text went in before everyone else's.
+ */
 async function typeAtEnd (p, text, { newParagraph = false } = {}) {
-  await p.editor().click()
-  await p.page.keyboard.press('Control+End')
+  await p.page.evaluate(() => document.querySelector('.ProseMirror').editor.commands.focus('end'))
+  await p.explain('the caret at the end', () => p.page.waitForFunction(() => {
+    const editor = document.querySelector('.ProseMirror')?.editor
+    const { selection, doc } = editor.state
+    return editor.isFocused && selection.empty && selection.to === doc.content.size - 1
+  }))
   if (newParagraph) await p.page.keyboard.press('Enter')
   await p.page.keyboard.type(text)
 }

@@ -50,6 +50,21 @@ export async function launchBrowser () {
   })
 }
 
+/**
+ * Installed in every page: the editor's text without the remote carets. Their name labels
+ * are text in the DOM, and a caret inside a sentence would hide it from a plain
+ * `textContent` search. Null while there is no editor.
+ */
+function installEditorText () {
+  window.editorText = () => {
+    const e = document.querySelector('.ProseMirror')
+    if (!e) return null
+    const copy = e.cloneNode(true)
+    for (const c of copy.querySelectorAll('.collaboration-carets__caret')) c.remove()
+    return copy.textContent
+  }
+}
+
 let users = 0
 const run = `${process.pid}-${Date.now().toString(36)}`
 
@@ -76,6 +91,7 @@ export class Person {
 
   async open () {
     this.context = await this.browser.newContext({ baseURL: this.server.httpUrl, viewport: this.viewport })
+    await this.context.addInitScript(installEditorText)
     this.page = await this.context.newPage()
     this.watch(this.page)
     return this
@@ -121,12 +137,13 @@ export class Person {
 
   editor () { return this.page.locator('.ProseMirror') }
 
+  /** Wait until the document's text (without caret labels) contains `text`. */
   async waitForText (text, { timeout = 30_000 } = {}) {
-    await this.explain(`text “${text}”`, () => this.page.waitForFunction((t) => document.querySelector('.ProseMirror')?.textContent?.includes(t), text, { timeout }))
+    await this.explain(`text “${text}”`, () => this.page.waitForFunction((t) => window.editorText()?.includes(t), text, { timeout }))
   }
 
   async waitForNoText (text, { timeout = 30_000 } = {}) {
-    await this.explain(`no text “${text}”`, () => this.page.waitForFunction((t) => { const e = document.querySelector('.ProseMirror'); return e && !e.textContent.includes(t) }, text, { timeout }))
+    await this.explain(`no text “${text}”`, () => this.page.waitForFunction((t) => { const text = window.editorText(); return text !== null && !text.includes(t) }, text, { timeout }))
   }
 
   /** Run a wait; on failure, say what the page showed (URL, indicator, editor text, errors). */
@@ -137,7 +154,7 @@ export class Person {
       const seen = await this.page.evaluate(() => ({
         url: location.href,
         sync: document.querySelector('.sync')?.textContent ?? '(no indicator)',
-        text: document.querySelector('.ProseMirror')?.textContent ?? '(no editor)',
+        text: window.editorText() ?? '(no editor)',
         body: document.body?.innerText?.slice(0, 300)
       })).catch((e) => ({ error: String(e) }))
       err.message = `${this.name} waiting for ${what}: ${err.message}\npage: ${JSON.stringify(seen)}\nconsole errors: ${JSON.stringify(this.errors)}`
@@ -147,12 +164,7 @@ export class Person {
 
   /** The document's text, without the remote carets' name labels. */
   async text () {
-    return this.page.evaluate(() => {
-      const e = document.querySelector('.ProseMirror')?.cloneNode(true)
-      if (!e) return ''
-      for (const c of e.querySelectorAll('.collaboration-carets__caret')) c.remove()
-      return e.textContent
-    })
+    return this.page.evaluate(() => window.editorText() ?? '')
   }
 
   /** Wait for the connection indicator's state ('synced', 'offline', …). */
