@@ -108,6 +108,9 @@ pub struct GraphqlConfig {
     pub max_complexity: usize,
     pub introspection: bool,
     pub max_connections: usize,
+    /// Operations (subscriptions, and queries or mutations not yet answered) running at
+    /// once on one subscription socket.
+    pub max_operations_per_socket: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -423,10 +423,97 @@ async fn websocket_protocol_by_hand(backend: Backend) {
     assert_eq!(s.read(&mut [0u8; 16]).await.unwrap(), 0, "closed after the close frame");
 }
 
+/// One subscription socket runs at most `graphql.max_operations_per_socket` operations at
+/// once: answered queries, refused ones and stopped subscriptions free their place, and
+/// a start past the limit closes the socket with 4400 and a reason.
+async fn operations_per_subscription_socket_are_bounded(backend: Backend) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = TestApp::with_config(backend, |c| c.graphql.max_operations_per_socket = 2).await;
+    let base = serve(&app).await;
+    let (owner, _) = app.register("owner@example.com", "Owner").await;
+    let doc = app.create_doc(&owner, "Ops").await;
+    let id = doc["id"].as_str().unwrap();
+    let mut request = format!("{base}/graphql").into_client_request().unwrap();
+    let protocol = "graphql-transport-ws".parse().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Protocol", protocol);
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let send = |v: serde_json::Value| Message::Text(v.to_string().into());
+    // The next message from the server (text as JSON, or a close frame's code and reason).
+    async fn next(
+        ws: &mut (impl StreamExt<Item = Result<Message, impl std::fmt::Debug>> + Unpin),
+    ) -> Result<serde_json::Value, (u16, String)> {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).unwrap()),
+                Some(Ok(Message::Close(Some(f)))) => return Err((u16::from(f.code), f.reason.to_string())),
+                Some(Ok(_)) => {}
+                other => panic!("the socket ended without a close frame: {other:?}"),
+            }
+        }
+    }
+    let ten_s = std::time::Duration::from_secs(10);
+    let init = serde_json::json!({ "type": "connection_init", "payload": { "token": owner } });
+    ws.send(send(init)).await.unwrap();
+    assert_eq!(next(&mut ws).await.unwrap()["type"], "connection_ack");
+
+    // Three queries one after another, and a refused one: each ends, so none is left.
+    for (n, query) in ["{ __typename }", "{ nope }", "{ __typename }", "{ __typename }"]
+        .iter()
+        .enumerate()
+    {
+        let op = format!("q{n}");
+        let subscribe = serde_json::json!({ "id": op, "type": "subscribe", "payload": { "query": query } });
+        ws.send(send(subscribe)).await.unwrap();
+        loop {
+            let m = tokio::time::timeout(ten_s, next(&mut ws)).await.unwrap().unwrap();
+            if m["id"] == op.as_str() && (m["type"] == "complete" || m["type"] == "error") {
+                break;
+            }
+        }
+    }
+    // Two subscriptions run; stopping one makes room for another.
+    let presence = "subscription($d: ID!) { presenceChanged(documentId: $d) { displayName } }";
+    for op in ["s1", "s2"] {
+        let subscribe = serde_json::json!({ "id": op, "type": "subscribe", "payload": { "query": presence, "variables": { "d": id } } });
+        ws.send(send(subscribe)).await.unwrap();
+        let m = tokio::time::timeout(ten_s, next(&mut ws)).await.unwrap().unwrap();
+        assert_eq!((m["id"].as_str(), m["type"].as_str()), (Some(op), Some("next")), "{m}");
+    }
+    ws.send(send(serde_json::json!({ "id": "s1", "type": "complete" })))
+        .await
+        .unwrap();
+    let subscribe = serde_json::json!({ "id": "s3", "type": "subscribe", "payload": { "query": presence, "variables": { "d": id } } });
+    ws.send(send(subscribe)).await.unwrap();
+    let m = loop {
+        // (The server confirms s1's end with its own `complete` first.)
+        let m = tokio::time::timeout(ten_s, next(&mut ws)).await.unwrap().unwrap();
+        if m["id"] != "s1" {
+            break m;
+        }
+    };
+    assert_eq!(
+        (m["id"].as_str(), m["type"].as_str()),
+        (Some("s3"), Some("next")),
+        "{m}"
+    );
+    // A third at once closes the socket, saying why.
+    let subscribe = serde_json::json!({ "id": "s4", "type": "subscribe", "payload": { "query": presence, "variables": { "d": id } } });
+    ws.send(send(subscribe)).await.unwrap();
+    let closed = loop {
+        match tokio::time::timeout(ten_s, next(&mut ws)).await.unwrap() {
+            Ok(m) => assert_ne!(m["id"], "s4", "the operation past the limit ran: {m}"),
+            Err(close) => break close,
+        }
+    };
+    assert_eq!(closed.0, 4400, "{closed:?}");
+    assert!(closed.1.contains("at most 2"), "{closed:?}");
+}
+
 both_backends!(
     socket_limits_and_refusals,
     websocket_protocol_by_hand,
     sessions_follow_connections,
     slow_clients_are_cut_off_but_websockets_stay,
-    subscription_sockets_are_bounded
+    subscription_sockets_are_bounded,
+    operations_per_subscription_socket_are_bounded
 );

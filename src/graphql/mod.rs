@@ -10,6 +10,8 @@ mod types;
 
 pub use schema::{Mutation, Query, VellumSchema, build_schema};
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
@@ -17,11 +19,11 @@ use async_graphql::{Context, ErrorExtensionValues, Response as GqlResponse, Serv
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use futures::future::Either;
-use futures::{Stream, StreamExt};
+use futures::{SinkExt, Stream, StreamExt};
 
 use crate::auth::Principal;
 use crate::error::Error;
@@ -133,12 +135,18 @@ pub async fn graphql_get(
         .read_buffer_size(crate::ws::READ_BUFFER_BYTES)
         .max_message_size(max_message)
         .max_frame_size(max_message);
+    let max_operations = app.config.graphql.max_operations_per_socket;
     upgrade.on_upgrade(move |socket| async move {
         // Held until the socket ends.
         let _slot = slot;
-        let (sink, stream) = socket.split();
-        let stream = first_message_within(stream, init_within);
-        GraphQLWebSocket::new_with_pair(sink, stream, schema, protocol)
+        let (mut sink, stream) = socket.split();
+        let operations = Operations::new(max_operations);
+        let stream = operations.count_started(first_message_within(stream, init_within));
+        let out = (&mut sink).with(|m: Message| {
+            operations.note_ended(&m);
+            futures::future::ready(Ok::<_, axum::Error>(m))
+        });
+        GraphQLWebSocket::new_with_pair(out, stream, schema, protocol)
             .on_connection_init(move |payload| async move {
                 let token = payload
                     .get("token")
@@ -152,8 +160,115 @@ pub async fn graphql_get(
                 Ok(data)
             })
             .serve()
-            .await
+            .await;
+        if let Some(reason) = operations.over_limit() {
+            let close = CloseFrame {
+                code: TOO_MANY_OPERATIONS,
+                reason: reason.into(),
+            };
+            let _ = sink.send(Message::Close(Some(close))).await;
+        }
     })
+}
+
+/// The close code for a socket that started more than `graphql.max_operations_per_socket`
+/// operations at once: graphql-transport-ws's "bad request", which clients do not retry.
+const TOO_MANY_OPERATIONS: u16 = 4400;
+
+/// The operations running on one subscription socket, by id: started by the client's
+/// `subscribe` (`start` in the legacy protocol), ended by its `complete` (`stop`) or by
+/// the server's `complete` or `error`. async-graphql runs any number of them per socket;
+/// past the limit the client's messages stop there and the socket is closed (4400).
+#[derive(Clone)]
+struct Operations(Arc<Mutex<OperationsState>>);
+
+struct OperationsState {
+    running: HashSet<String>,
+    max: usize,
+    over: bool,
+}
+
+/// The fields of a protocol message that say what it does to an operation.
+#[derive(serde::Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: String,
+    id: Option<String>,
+}
+
+fn envelope(message: &Message) -> Option<Envelope> {
+    match message {
+        Message::Text(text) => serde_json::from_str(text.as_str()).ok(),
+        _ => None,
+    }
+}
+
+impl Operations {
+    fn new(max: usize) -> Self {
+        Self(Arc::new(Mutex::new(OperationsState {
+            running: HashSet::new(),
+            max,
+            over: false,
+        })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, OperationsState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `stream`, counting the operations the client starts and stops; it ends before a
+    /// start that would pass the limit.
+    fn count_started<S, E>(&self, stream: S) -> impl Stream<Item = Result<Message, E>> + use<S, E>
+    where
+        S: Stream<Item = Result<Message, E>>,
+    {
+        let operations = self.clone();
+        stream.take_while(move |item| {
+            let keep = match item.as_ref().ok().and_then(envelope) {
+                Some(Envelope { kind, id: Some(id) }) => {
+                    let mut state = operations.lock();
+                    match kind.as_str() {
+                        "subscribe" | "start" if !state.running.contains(&id) => {
+                            if state.running.len() >= state.max {
+                                state.over = true;
+                                false
+                            } else {
+                                state.running.insert(id);
+                                true
+                            }
+                        }
+                        "complete" | "stop" => {
+                            state.running.remove(&id);
+                            true
+                        }
+                        _ => true,
+                    }
+                }
+                _ => true,
+            };
+            futures::future::ready(keep)
+        })
+    }
+
+    /// Called for each message the server sends: a `complete` or `error` ends its operation.
+    fn note_ended(&self, message: &Message) {
+        if let Some(Envelope { kind, id: Some(id) }) = envelope(message)
+            && matches!(kind.as_str(), "complete" | "error")
+        {
+            self.lock().running.remove(&id);
+        }
+    }
+
+    /// Why the socket is to be closed, if a start passed the limit.
+    fn over_limit(&self) -> Option<String> {
+        let state = self.lock();
+        state.over.then(|| {
+            format!(
+                "too many operations on one socket: at most {} at once (graphql.max_operations_per_socket)",
+                state.max
+            )
+        })
+    }
 }
 
 /// The subscription sockets open on this node, at most `graphql.max_connections`.
