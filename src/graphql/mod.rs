@@ -129,10 +129,10 @@ pub async fn graphql_get(
     let init_within = crate::app::request_timeout(&app.config).unwrap_or(Duration::MAX);
     // tungstenite's defaults are a 128 KiB read buffer per socket, allocated up front,
     // and 64 MiB messages: a thousand sockets opened and left silent took 134 MB. Sockets
-    // start with 512 B, as `/ws/doc` does, and take messages up to a request body's limit.
+    // start with 512 B and take messages up to a request body's limit.
     let upgrade = upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .read_buffer_size(crate::ws::READ_BUFFER_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(max_message)
         .max_frame_size(max_message);
     let max_operations = app.config.graphql.max_operations_per_socket;
@@ -171,13 +171,17 @@ pub async fn graphql_get(
     })
 }
 
+/// Initial size of a subscription socket's read buffer (tungstenite's; it grows for a
+/// larger message).
+const READ_BUFFER_BYTES: usize = 512;
+
 /// The close code for a socket that started more than `graphql.max_operations_per_socket`
 /// operations at once: graphql-transport-ws's "bad request", which clients do not retry.
 const TOO_MANY_OPERATIONS: u16 = 4400;
 
 /// The operations running on one subscription socket, by id: started by the client's
 /// `subscribe` (`start` in the legacy protocol), ended by its `complete` (`stop`) or by
-/// the server's `complete` or `error`. async-graphql runs any number of them per socket;
+/// the server's `complete`. async-graphql runs any number of them per socket;
 /// past the limit the client's messages stop there and the socket is closed (4400).
 #[derive(Clone)]
 struct Operations(Arc<Mutex<OperationsState>>);
@@ -250,11 +254,16 @@ impl Operations {
         })
     }
 
-    /// Called for each message the server sends: a `complete` or `error` ends its operation.
+    /// Called for each message the server sends. async-graphql ends every operation with
+    /// `complete` (a refused one too: its errors go in `next`), and writes the type
+    /// first, so the `next` messages (the subscription events, of any size) are not
+    /// parsed here.
     fn note_ended(&self, message: &Message) {
-        if let Some(Envelope { kind, id: Some(id) }) = envelope(message)
-            && matches!(kind.as_str(), "complete" | "error")
-        {
+        let Message::Text(text) = message else { return };
+        if !text.as_str().starts_with(r#"{"type":"complete""#) {
+            return;
+        }
+        if let Some(Envelope { id: Some(id), .. }) = envelope(message) {
             self.lock().running.remove(&id);
         }
     }

@@ -124,7 +124,6 @@ fn unmask(payload: &mut [u8], mask: [u8; 4]) {
 /// Client bytes in, messages out. Holds the bytes of a frame not yet complete and the
 /// fragments of a message not yet finished; both are empty and unallocated between
 /// messages, which is most of an idle connection's life.
-#[derive(Default)]
 pub struct Reader {
     /// Received and not yet parsed.
     buf: BytesMut,
@@ -296,14 +295,27 @@ mod tests {
         out
     }
 
+    /// Takes every message `r` can give into `out`; false once it gave an error.
+    fn drain(r: &mut Reader, out: &mut Vec<Result<Incoming, Violation>>) -> bool {
+        loop {
+            match r.next_message() {
+                Ok(Some(m)) => out.push(Ok(m)),
+                Ok(None) => return true,
+                Err(e) => {
+                    out.push(Err(e));
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// `bytes` fed at once: the messages, or the first error.
     fn read_all(bytes: &[u8], max: usize) -> Result<Vec<Incoming>, Violation> {
         let mut r = Reader::new(max);
         r.push(bytes);
         let mut out = vec![];
-        while let Some(m) = r.next_message()? {
-            out.push(m);
-        }
-        Ok(out)
+        drain(&mut r, &mut out);
+        out.into_iter().collect()
     }
 
     #[test]
@@ -417,15 +429,8 @@ mod tests {
                 let n = rng.gen_range(1..=(bytes.len() - at).min(3000));
                 r.push(&bytes[at..at + n]);
                 at += n;
-                loop {
-                    match r.next_message() {
-                        Ok(Some(m)) => out.push(Ok(m)),
-                        Ok(None) => break,
-                        Err(e) => {
-                            out.push(Err(e));
-                            return out;
-                        }
-                    }
+                if !drain(r, &mut out) {
+                    break;
                 }
             }
             out
@@ -463,16 +468,7 @@ mod tests {
             let mut whole = Reader::new(1000);
             whole.push(&noise);
             let mut expected = vec![];
-            loop {
-                match whole.next_message() {
-                    Ok(Some(m)) => expected.push(Ok(m)),
-                    Ok(None) => break,
-                    Err(e) => {
-                        expected.push(Err(e));
-                        break;
-                    }
-                }
-            }
+            drain(&mut whole, &mut expected);
             assert_eq!(feed(&mut Reader::new(1000), &noise, &mut rng), expected, "seed {seed}");
         }
     }

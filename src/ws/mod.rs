@@ -37,10 +37,6 @@ const TOO_BIG_LINGER: Duration = Duration::from_secs(2);
 /// How long a socket this side closes waits for the client's close frame.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 
-/// Initial size of a GraphQL subscription socket's read buffer (tungstenite's; it grows
-/// for larger messages).
-pub(crate) const READ_BUFFER_BYTES: usize = 512;
-
 /// The most read from a socket at once, into a buffer on the stack: a burst of small
 /// frames is one read, and nothing is kept between reads but an incomplete frame.
 const READ_CHUNK: usize = 16 * 1024;
