@@ -70,11 +70,22 @@ impl ConnInput {
     /// Hands a frame from the client to the room (waits when the room is busy, which
     /// slows this client's reads rather than queueing without bound).
     pub async fn receive(&self, frame: Bytes) {
+        if let Some(wait) = self.try_receive(frame) {
+            wait.await;
+        }
+    }
+
+    /// [`ConnInput::receive`] without the wait where the room has room: when its queue
+    /// is full, the frame waits in the returned future, which the caller awaits before
+    /// reading more. The socket task boxes that rare wait: it lives as long as the
+    /// connection, and the wait holds a whole command (BENCHMARKS.md, "idle").
+    pub fn try_receive(&self, frame: Bytes) -> Option<impl Future<Output = ()> + Send + '_> {
         let cmd = Cmd::Frame { conn: self.id, frame };
-        if let Err(mpsc::error::TrySendError::Full(cmd)) = self.room.tx.try_send(cmd) {
-            // Boxed: the waiting send holds a whole command, and this future lives inside
-            // every connection's task (BENCHMARKS.md, "idle").
-            let _ = Box::pin(self.room.tx.send(cmd)).await;
+        match self.room.tx.try_send(cmd) {
+            Err(mpsc::error::TrySendError::Full(cmd)) => Some(async move {
+                let _ = self.room.tx.send(cmd).await;
+            }),
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
         }
     }
 }

@@ -8,13 +8,12 @@
 //! (BENCHMARKS.md, "idle").
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
-
-/// A drained queue keeps its buffer up to this many frames; a larger one is freed.
-const KEEP_CAPACITY: usize = 16;
 
 struct Shared {
     state: Mutex<State>,
@@ -31,15 +30,34 @@ struct State {
     sender_gone: bool,
     /// The socket side is gone: queueing is pointless.
     receiver_gone: bool,
+    /// The socket task waiting in [`Outbound::ready`]. A slot rather than a `Notify`
+    /// waiter: the wait lives in every idle connection's task, and a `Notified` future
+    /// is ~100 bytes where this wait is a reference (BENCHMARKS.md, change 27).
+    waiting: Option<Waker>,
 }
 
 impl State {
     fn pop(&mut self) -> Option<Bytes> {
         let frame = self.frames.pop_front();
-        if self.frames.is_empty() && self.frames.capacity() > KEEP_CAPACITY {
-            self.frames = VecDeque::new(); // a burst is over: give its buffer back
+        if self.frames.is_empty() {
+            // A burst is over: give its buffer back, so an idle connection holds none (a
+            // new burst allocates again, once per burst rather than once per frame).
+            self.frames = VecDeque::new();
         }
         frame
+    }
+
+    /// What the socket task should do next, if anything.
+    fn ready(&self) -> Option<Ready> {
+        if let Some((code, reason)) = &self.kill {
+            Some(Ready::Killed(*code, reason.clone()))
+        } else if !self.frames.is_empty() {
+            Some(Ready::Frames)
+        } else if self.sender_gone {
+            Some(Ready::Closed)
+        } else {
+            None
+        }
     }
 }
 
@@ -53,9 +71,18 @@ impl Shared {
         let mut s = self.lock();
         if s.kill.is_none() {
             s.kill = Some((code, reason));
-            drop(s);
-            self.notify.notify_waiters();
+            self.wake(s);
         }
+    }
+
+    /// Wakes every waiter, after releasing the lock.
+    fn wake(&self, mut s: MutexGuard<'_, State>) {
+        let waiting = s.waiting.take();
+        drop(s);
+        if let Some(w) = waiting {
+            w.wake();
+        }
+        self.notify.notify_waiters();
     }
 
     /// Resolves with `check`'s first `Some`, re-checking after every change.
@@ -106,10 +133,9 @@ impl OutboxSender {
         }
         let was_empty = s.frames.is_empty();
         s.frames.push_back(frame);
-        drop(s);
         if was_empty {
             // A waiting socket task is woken by the first frame; it takes all of them.
-            self.0.notify.notify_waiters();
+            self.0.wake(s);
         }
         Ok(())
     }
@@ -121,8 +147,9 @@ impl OutboxSender {
 
 impl Drop for OutboxSender {
     fn drop(&mut self) {
-        self.0.lock().sender_gone = true;
-        self.0.notify.notify_waiters();
+        let mut s = self.0.lock();
+        s.sender_gone = true;
+        self.0.wake(s);
     }
 }
 
@@ -141,20 +168,21 @@ pub struct Outbound(Arc<Shared>);
 
 impl Outbound {
     /// Waits until there is something to do; a kill comes before queued frames.
-    pub async fn ready(&self) -> Ready {
-        self.0
-            .wait_for(|s| {
-                if let Some((code, reason)) = &s.kill {
-                    Some(Ready::Killed(*code, reason.clone()))
-                } else if !s.frames.is_empty() {
-                    Some(Ready::Frames)
-                } else if s.sender_gone {
-                    Some(Ready::Closed)
-                } else {
-                    None
-                }
-            })
-            .await
+    pub fn ready(&self) -> impl Future<Output = Ready> + '_ {
+        poll_fn(|cx| self.poll_ready(cx))
+    }
+
+    /// [`Outbound::ready`] as a poll: one task waits at a time (the socket's).
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Ready> {
+        let mut s = self.0.lock();
+        if let Some(ready) = s.ready() {
+            return Poll::Ready(ready);
+        }
+        match &mut s.waiting {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// The next queued frame, if any.
@@ -187,6 +215,7 @@ impl Drop for Outbound {
         let mut s = self.0.lock();
         s.receiver_gone = true;
         s.frames = VecDeque::new();
+        s.waiting = None;
     }
 }
 
@@ -273,6 +302,41 @@ mod tests {
         // A kill comes before anything queued.
         kill.kill(4000, "bye");
         assert!(matches!(rx.ready().await, Ready::Killed(4000, r) if r == "bye"));
+    }
+
+    /// The socket task waiting in `ready` (through its waker slot, not the `Notify`) is
+    /// woken by the first frame, by the room letting go, and by a kill; a drained queue
+    /// holds no buffer. (The yields let the waiter park first, the case that needs the
+    /// wake-up; a waiter that has not parked yet sees the change when it polls.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiting_socket_task_is_woken_by_each_change() {
+        async fn ready_within(rx: Outbound) -> (Ready, Outbound) {
+            let ready = tokio::time::timeout(Duration::from_secs(5), rx.ready())
+                .await
+                .expect("the waiting socket task was not woken");
+            (ready, rx)
+        }
+        for _ in 0..20 {
+            let (tx, rx, _) = pair(8);
+            let waiter = tokio::spawn(ready_within(rx));
+            tokio::task::yield_now().await;
+            assert!(tx.try_send(Bytes::from_static(b"a")).is_ok());
+            let (ready, mut rx) = waiter.await.unwrap();
+            assert!(matches!(ready, Ready::Frames));
+            assert_eq!(rx.try_recv().as_deref(), Some(&b"a"[..]));
+            assert_eq!(rx.0.lock().frames.capacity(), 0, "a drained queue kept its buffer");
+
+            let waiter = tokio::spawn(ready_within(rx));
+            tokio::task::yield_now().await;
+            drop(tx);
+            assert!(matches!(waiter.await.unwrap().0, Ready::Closed));
+
+            let (_tx, rx, kill) = pair(8);
+            let waiter = tokio::spawn(ready_within(rx));
+            tokio::task::yield_now().await;
+            kill.kill(1013, "behind");
+            assert!(matches!(waiter.await.unwrap().0, Ready::Killed(1013, r) if r == "behind"));
+        }
     }
 
     #[test]

@@ -127,8 +127,9 @@ fn unmask(payload: &mut [u8], mask: [u8; 4]) {
 pub struct Reader {
     /// Received and not yet parsed.
     buf: BytesMut,
-    /// A fragmented message so far: its opcode and payload.
-    fragments: Option<(u8, BytesMut)>,
+    /// A fragmented message so far: its opcode and payload (boxed: rare, and the reader
+    /// lives in every connection's task).
+    fragments: Option<Box<(u8, BytesMut)>>,
     max_message: usize,
 }
 
@@ -149,7 +150,7 @@ impl Reader {
     /// The next complete message or control frame in what was received, if there is one.
     pub fn next_message(&mut self) -> Result<Option<Incoming>, Violation> {
         loop {
-            let room = self.max_message - self.fragments.as_ref().map_or(0, |(_, f)| f.len());
+            let room = self.max_message - self.fragments.as_ref().map_or(0, |f| f.1.len());
             let Some(h) = header(&self.buf, room)? else {
                 self.release();
                 return Ok(None);
@@ -167,10 +168,10 @@ impl Reader {
                 (CONTINUATION, None) => {
                     return Err(Violation::Protocol("continuation frame without a message"));
                 }
-                (CONTINUATION, Some((_, so_far))) => {
-                    so_far.extend_from_slice(payload);
+                (CONTINUATION, Some(so_far)) => {
+                    so_far.1.extend_from_slice(payload);
                     if h.fin {
-                        let (opcode, whole) = self.fragments.take().expect("fragments");
+                        let (opcode, whole) = *self.fragments.take().expect("fragments");
                         Some(complete(opcode, whole.freeze()))
                     } else {
                         None
@@ -181,7 +182,7 @@ impl Reader {
                 }
                 (opcode, None) if h.fin => Some(complete(opcode, Bytes::copy_from_slice(payload))),
                 (opcode, None) => {
-                    self.fragments = Some((opcode, BytesMut::from(&payload[..])));
+                    self.fragments = Some(Box::new((opcode, BytesMut::from(&payload[..]))));
                     None
                 }
             };

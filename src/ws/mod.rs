@@ -8,7 +8,7 @@ pub mod frame;
 use std::future::poll_fn;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
-use std::task::{Poll, ready};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -16,6 +16,7 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
@@ -24,7 +25,7 @@ use tokio::net::TcpStream;
 use uuid::Uuid;
 
 use crate::auth::{Access, Principal};
-use crate::collab::{Connection, Outbound, Peer, Ready, close};
+use crate::collab::{ConnInput, Connection, Kill, Outbound, Peer, Ready, close};
 use crate::documents;
 use crate::error::Error;
 use crate::rest::bearer_token;
@@ -191,27 +192,27 @@ impl Socket {
     }
 
     /// The next message or control frame. Cancel-safe: what was read stays in the
-    /// reader. Reads go through a buffer on the stack, so waiting holds no buffer.
+    /// reader.
     async fn recv(&mut self) -> Result<Incoming, Ended> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// [`Socket::recv`] as a poll. Reads go through a buffer on the stack, so waiting
+    /// holds no buffer.
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, Ended>> {
         loop {
             if let Some(m) = self.reader.next_message().map_err(Ended::Violation)? {
-                return Ok(m);
+                return Poll::Ready(Ok(m));
             }
-            let read = poll_fn(|cx| {
-                let mut scratch = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
-                let mut buf = ReadBuf::uninit(&mut scratch);
-                let polled = match &mut self.io {
-                    Io::Tcp(s) => Pin::new(s).poll_read(cx, &mut buf),
-                    Io::Other(s) => Pin::new(s).poll_read(cx, &mut buf),
-                };
-                ready!(polled)?;
-                self.reader.push(buf.filled());
-                Poll::Ready(Ok::<_, std::io::Error>(buf.filled().len()))
-            })
-            .await;
-            match read {
-                Ok(0) | Err(_) => return Err(Ended::Gone),
-                Ok(_) => {}
+            let mut scratch = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut buf = ReadBuf::uninit(&mut scratch);
+            let polled = match &mut self.io {
+                Io::Tcp(s) => Pin::new(s).poll_read(cx, &mut buf),
+                Io::Other(s) => Pin::new(s).poll_read(cx, &mut buf),
+            };
+            match ready!(polled) {
+                Ok(()) if !buf.filled().is_empty() => self.reader.push(buf.filled()),
+                Ok(()) | Err(_) => return Poll::Ready(Err(Ended::Gone)),
             }
         }
     }
@@ -277,23 +278,17 @@ enum End {
     Gone,
 }
 
-/// One task per connection: it reads the client's frames into the room and writes the
-/// room's frames to the client. (Two tasks, a reader and a writer, cost more memory
-/// than anything else an idle connection held; BENCHMARKS.md, "idle".) The rare and
-/// large steps, joining, writing and ending, are boxed so the future that lives as long
-/// as the connection stays small.
-async fn serve(app: AppState, document_id: Uuid, peer: Peer, mut socket: Socket) {
+/// Joins the document's room, then hands the connection to a task of its own
+/// ([`Live::run`]) and ends: the upgrade, the join and their state stay in this task,
+/// and the task that lasts as long as the connection holds only what an open
+/// connection needs (BENCHMARKS.md, "idle", change 27).
+async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: Socket) {
     let user_id = peer.user_id;
-    let joined = Box::pin(app.collab.join(document_id, peer)).await;
-    let Connection {
-        input,
-        mut outbound,
-        kill,
-    } = match joined {
+    let Connection { input, outbound, kill } = match app.collab.join(document_id, peer).await {
         Ok(c) => c,
         Err(e) => {
             let (code, reason) = e.close();
-            Box::pin(finish(socket, End::Close(code, reason))).await;
+            finish(socket, End::Close(code, reason)).await;
             return;
         }
     };
@@ -306,59 +301,114 @@ async fn serve(app: AppState, document_id: Uuid, peer: Peer, mut socket: Socket)
         connected_at: now(),
         heartbeat_at: now(),
     });
-
-    let end = loop {
-        tokio::select! {
-            biased;
-            ready = outbound.ready() => match ready {
-                Ready::Killed(code, reason) => break End::Close(code, reason),
-                Ready::Closed => break End::Close(1000, String::new()),
-                Ready::Frames => {
-                    // A write the client does not read can wait forever: a kill (the
-                    // room's "too far behind", say) ends it.
-                    let sent = Box::pin(async {
-                        tokio::select! {
-                            r = send_queued(&mut socket, &mut outbound) => r.is_ok(),
-                            _ = kill.killed() => true,
-                        }
-                    })
-                    .await;
-                    if !sent {
-                        break End::Gone;
-                    }
-                }
-            },
-            msg = socket.recv() => match msg {
-                Ok(Incoming::Binary(frame)) => input.receive(frame).await,
-                Ok(Incoming::Text) => kill.kill(close::UNSUPPORTED, "binary frames only"),
-                Ok(Incoming::Close(_)) => break End::ClientClosed,
-                Ok(Incoming::Ping(payload)) => {
-                    let sent = Box::pin(async {
-                        let mut pong = Vec::with_capacity(2 + payload.len());
-                        frame::pong(&mut pong, &payload);
-                        tokio::select! {
-                            r = socket.send(&pong) => r.is_ok(),
-                            _ = kill.killed() => true,
-                        }
-                    })
-                    .await;
-                    if !sent {
-                        break End::Gone;
-                    }
-                }
-                Ok(Incoming::Pong) => {}
-                Err(Ended::Violation(Violation::TooBig)) => break End::TooBig,
-                Err(Ended::Violation(Violation::Protocol(why))) => {
-                    break End::Close(close::PROTOCOL, why.to_string());
-                }
-                Err(Ended::Gone) => break End::Gone,
-            },
+    tokio::spawn(
+        Live {
+            app,
+            session_id,
+            socket,
+            input,
+            outbound,
+            kill,
         }
-    };
-    drop(input); // leave the room
-    drop(outbound);
-    app.collab.sessions().disconnected(session_id);
-    Box::pin(finish(socket, end)).await;
+        .run(),
+    );
+}
+
+/// A joined connection. (Two tasks per connection, a reader and a writer, cost more
+/// memory than anything else an idle connection held; BENCHMARKS.md, "idle".)
+struct Live {
+    app: AppState,
+    session_id: Uuid,
+    socket: Socket,
+    input: ConnInput,
+    outbound: Outbound,
+    kill: Kill,
+}
+
+impl Live {
+    /// The connection's task: moves frames until the connection ends, then leaves the
+    /// room and closes the socket. An `async` block rather than an `async fn`: an
+    /// `async fn` keeps its arguments twice, as passed and as bound (rust-lang/rust#62958).
+    #[expect(clippy::manual_async_fn, reason = "an async fn would store `self` twice")]
+    fn run(mut self) -> impl Future<Output = ()> + Send {
+        async move {
+            let end = self.pump().await;
+            let Live {
+                app,
+                session_id,
+                socket,
+                input,
+                outbound,
+                kill: _,
+            } = self;
+            drop(input); // leave the room
+            drop(outbound);
+            app.collab.sessions().disconnected(session_id);
+            Box::pin(finish(socket, end)).await;
+        }
+    }
+
+    /// Reads the client's frames into the room and writes the room's frames to the
+    /// client. What waits here is a few references: both sides are polled by hand rather
+    /// than through `select!`, which kept both futures and their results, and the rare
+    /// and larger steps (writing, answering a ping, a busy room) are boxed.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "as `run`: 8 bytes less in every connection's task"
+    )]
+    fn pump(&mut self) -> impl Future<Output = End> + Send + '_ {
+        async move {
+            loop {
+                // The room's side first: a kill, or frames to write, before reading more.
+                let event = poll_fn(|cx| {
+                    if let Poll::Ready(ready) = self.outbound.poll_ready(cx) {
+                        return Poll::Ready(Event::Room(ready));
+                    }
+                    self.socket.poll_recv(cx).map(Event::Client)
+                })
+                .await;
+                // Anything to wait for next is boxed, so that only a pointer waits here.
+                let wait: Option<Pin<Box<dyn Future<Output = bool> + Send + '_>>> = match event {
+                    Event::Room(Ready::Killed(code, reason)) => return End::Close(code, reason),
+                    Event::Room(Ready::Closed) => return End::Close(1000, String::new()),
+                    Event::Room(Ready::Frames) => {
+                        Some(Box::pin(send_queued(&mut self.socket, &mut self.outbound, &self.kill)))
+                    }
+                    Event::Client(Ok(Incoming::Binary(frame))) => self.input.try_receive(frame).map(|busy| {
+                        Box::pin(async {
+                            busy.await;
+                            true
+                        }) as _
+                    }),
+                    Event::Client(Ok(Incoming::Text)) => {
+                        self.kill.kill(close::UNSUPPORTED, "binary frames only");
+                        None
+                    }
+                    Event::Client(Ok(Incoming::Close(_))) => return End::ClientClosed,
+                    Event::Client(Ok(Incoming::Ping(payload))) => {
+                        Some(Box::pin(pong(&mut self.socket, &self.kill, payload)))
+                    }
+                    Event::Client(Ok(Incoming::Pong)) => None,
+                    Event::Client(Err(Ended::Violation(Violation::TooBig))) => return End::TooBig,
+                    Event::Client(Err(Ended::Violation(Violation::Protocol(why)))) => {
+                        return End::Close(close::PROTOCOL, why.to_string());
+                    }
+                    Event::Client(Err(Ended::Gone)) => return End::Gone,
+                };
+                if let Some(wait) = wait
+                    && !wait.await
+                {
+                    return End::Gone;
+                }
+            }
+        }
+    }
+}
+
+/// What woke a connection's task.
+enum Event {
+    Room(Ready),
+    Client(Result<Incoming, Ended>),
 }
 
 /// Closes the socket the way the loop ended.
@@ -407,8 +457,10 @@ const MAX_BATCH_FRAMES: usize = 64;
 
 /// Writes what is queued (up to [`MAX_BATCH_FRAMES`] frames) in one write: under
 /// fan-out load a socket's frames arrive in bursts, and one write is one syscall
-/// (BENCHMARKS.md, "ceiling"). The buffer lives only while writing.
-async fn send_queued(socket: &mut Socket, outbound: &mut Outbound) -> std::io::Result<()> {
+/// (BENCHMARKS.md, "ceiling"). The buffer lives only while writing. `false` once the
+/// socket is gone. A write the client does not read could wait forever: a kill (the
+/// room's "too far behind", say) ends it.
+async fn send_queued(socket: &mut Socket, outbound: &mut Outbound, kill: &Kill) -> bool {
     let mut out = Vec::new();
     for _ in 0..MAX_BATCH_FRAMES {
         match outbound.try_recv() {
@@ -416,5 +468,18 @@ async fn send_queued(socket: &mut Socket, outbound: &mut Outbound) -> std::io::R
             None => break,
         }
     }
-    socket.send(&out).await
+    tokio::select! {
+        r = socket.send(&out) => r.is_ok(),
+        _ = kill.killed() => true,
+    }
+}
+
+/// Answers a ping; `false` once the socket is gone.
+async fn pong(socket: &mut Socket, kill: &Kill, payload: Bytes) -> bool {
+    let mut pong = Vec::with_capacity(2 + payload.len());
+    frame::pong(&mut pong, &payload);
+    tokio::select! {
+        r = socket.send(&pong) => r.is_ok(),
+        _ = kill.killed() => true,
+    }
 }
