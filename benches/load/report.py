@@ -74,7 +74,7 @@ TABLES = [
         ("client CPU (cores)", "cpu.client_cores", "", "low"),
         ("server CPU (cores)", "cpu.server_cores", "", "low"),
     ]),
-    ("ceiling", "Throughput ceiling: fan-out without pacing (each client keeps a window of updates un-echoed)", [
+    ("ceiling", "Throughput ceiling: fan-out without pacing (two of ten clients insert, each keeping a window of updates un-echoed; eight read)", [
         ("updates accepted and echoed /s", "acked_per_s", "/s", "high"),
         ("delivered updates/s (to the other clients)", "delivered_per_s", "/s", "high"),
         ("latency p50", "latency.p50_ms", "ms", "low"),

@@ -144,9 +144,15 @@ fn converge(reports: &[Report], docs: &[String], expected: &dyn Fn(usize) -> Opt
 
 #[derive(Args)]
 pub struct FanoutArgs {
-    /// Clients on the document; every one inserts.
+    /// Clients on the document.
     #[arg(long, default_value_t = 50)]
     clients: usize,
+    /// How many of the clients insert (0: all). The others only read: they keep each
+    /// update with its arrival time and integrate them after the sending stops, so their
+    /// latencies are measured at arrival and the convergence check still covers them,
+    /// while the load tool's CPU goes to the traffic rather than to yrs.
+    #[arg(long, default_value_t = 0)]
+    writers: usize,
     /// Inserts per second per client; 0: as fast as the window allows (throughput ceiling).
     #[arg(long, default_value_t = 5.0)]
     rate: f64,
@@ -171,6 +177,12 @@ pub enum At {
 
 pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
     anyhow::ensure!(a.clients >= 2, "fanout needs at least 2 clients");
+    let writers = if a.writers == 0 { a.clients } else { a.writers };
+    anyhow::ensure!(
+        writers <= a.clients,
+        "--writers {writers} is more than --clients {}",
+        a.clients
+    );
     let window = if a.rate <= 0.0 && a.window == 0 { 8 } else { a.window };
     let docs = target.documents(1, "fanout").await?;
     let url = target.url(&docs[0]);
@@ -193,7 +205,7 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<()>();
     let sem = Arc::new(Semaphore::new(target.args.connect_concurrency));
-    let senders: Arc<Vec<usize>> = Arc::new((0..a.clients).collect());
+    let senders: Arc<Vec<usize>> = Arc::new((0..writers).collect());
     let duration = Duration::from_secs_f64(a.duration);
     let converge_timeout = Duration::from_millis(target.args.converge_timeout_ms);
     let rss_before = target.rss();
@@ -220,6 +232,8 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
                 }
             };
             c.idle_until(wait_true(&mut go_rx)).await;
+            let writes = idx < writers;
+            c.defer = !writes;
             let mut rng = SmallRng::seed_from_u64(idx as u64);
             let start = tokio::time::Instant::now();
             let deadline = start + duration;
@@ -232,11 +246,12 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
             let mut seq = 0usize;
             let mut failed = false;
             'send: loop {
-                let may_send = if rate > 0.0 {
-                    tokio::time::Instant::now() >= next
-                } else {
-                    window == 0 || seq < c.own_acked + window
-                };
+                let may_send = writes
+                    && if rate > 0.0 {
+                        tokio::time::Instant::now() >= next
+                    } else {
+                        window == 0 || seq < c.own_acked + window
+                    };
                 if may_send && !failed {
                     let frac = match at {
                         At::Start => 0.0,
@@ -252,7 +267,11 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
                     }
                     continue;
                 }
-                let wake = if rate > 0.0 { next.min(deadline) } else { deadline };
+                let wake = if rate > 0.0 && writes {
+                    next.min(deadline)
+                } else {
+                    deadline
+                };
                 tokio::select! {
                     _ = tokio::time::sleep_until(wake) => {
                         if tokio::time::Instant::now() >= deadline { break 'send; }
@@ -267,6 +286,7 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
             let _ = done_tx.send(());
             let mut all = finals.all.clone();
             c.idle_until(wait_true(&mut all)).await;
+            c.catch_up();
             let target = finals.target(&senders);
             let complete = c.settle(&target, tokio::time::Instant::now() + converge_timeout).await;
             let r = Report::from(c, 0, complete, seq);
@@ -316,7 +336,7 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
     let mut ct = Latencies(connect_times.iter().map(|d| d.as_micros() as u32).collect());
     let delivered = s.samples as f64 / send_wall;
     let json = json!({
-        "clients": a.clients, "rate": a.rate, "duration_s": a.duration, "window": window,
+        "clients": a.clients, "writers": writers, "rate": a.rate, "duration_s": a.duration, "window": window,
         "at": match a.at { At::Start => "start", At::Random => "random" },
         "latency": s.json(),
         "sent": sent,
@@ -330,7 +350,7 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
         "cpu": cpu_json,
     });
     let human = format!(
-        "  {} clients × {} ops/s × {} s (window {window}): sender→receiver latency {}\n  sent {sent} ({:.0}/s, echoed {:.0}/s), delivered {:.0} updates/s; client CPU {} cores, server CPU {} cores",
+        "  {} clients ({writers} writing) × {} ops/s × {} s (window {window}): sender→receiver latency {}\n  sent {sent} ({:.0}/s, echoed {:.0}/s), delivered {:.0} updates/s; client CPU {} cores, server CPU {} cores",
         a.clients,
         a.rate,
         a.duration,
@@ -786,6 +806,8 @@ pub async fn trace(target: &Target, a: TraceArgs) -> anyhow::Result<Outcome> {
                         }
                     };
                     c.idle_until(wait_true(&mut go_rx)).await;
+                    // Readers integrate after the replay (as `fanout --writers` does).
+                    c.defer = ops.is_none();
                     let mut sent = 0;
                     if let Some(ops) = ops {
                         // Typists start at staggered times, so their bursts do not line up.
@@ -807,6 +829,7 @@ pub async fn trace(target: &Target, a: TraceArgs) -> anyhow::Result<Outcome> {
                     let _ = done_tx.send(());
                     let mut all = finals.all.clone();
                     c.idle_until(wait_true(&mut all)).await;
+                    c.catch_up();
                     let target = finals.target(&[d * per]);
                     let deadline = tokio::time::Instant::now() + converge_timeout;
                     // A reader that still differs at the deadline is reported by the check.

@@ -1,8 +1,10 @@
 //! The load tool's convergence check against a tiny in-test y-websocket server: a correct
-//! relay passes, and deliberately broken ones (dropping or corrupting some updates sent
-//! to one client) make the tool report a divergence and exit non-zero.
+//! relay passes, and deliberately broken ones (dropping or corrupting some of the updates
+//! each client receives from the others) make the tool report a divergence and exit
+//! non-zero. Each case runs with
+//! every client writing, and with `--writers 2` (the third client a reader that integrates
+//! only after the sending stops).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::{SinkExt, StreamExt};
@@ -18,21 +20,26 @@ use yrs::{Doc, ReadTxn, Transact, Update};
 #[derive(Clone, Copy, PartialEq)]
 enum Fault {
     None,
-    /// Every 4th update from another client is not sent to the second connection.
+    /// Every 4th update a connection gets from the others is not sent.
     Drop,
-    /// Every 3rd update from another client reaches the second connection with one
-    /// inserted character changed.
+    /// Every 3rd update a connection gets from the others arrives with one inserted
+    /// character changed.
     Corrupt,
 }
 
 struct Stub {
     doc: Doc,
-    conns: Mutex<Vec<(usize, mpsc::UnboundedSender<Vec<u8>>)>>,
-    /// Updates from other clients relayed to the second connection. (Counting all
-    /// updates instead let the faults fall, in lockstep, only on that client's own
-    /// echoes, which it ignores: the broken server then looked correct.)
-    to_second: AtomicUsize,
+    conns: Mutex<Vec<Conn>>,
     fault: Fault,
+}
+
+struct Conn {
+    no: usize,
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    /// Updates from the other clients relayed to this one. (Counting all updates
+    /// instead let the faults fall, in lockstep, only on a client's own echoes, which
+    /// it ignores: the broken server then looked correct.)
+    relayed: usize,
 }
 
 /// Starts the stub on a free loopback port; every path is the same room.
@@ -42,7 +49,6 @@ async fn start(fault: Fault) -> String {
     let stub = Arc::new(Stub {
         doc: Doc::new(),
         conns: Mutex::new(Vec::new()),
-        to_second: AtomicUsize::new(0),
         fault,
     });
     tokio::spawn(async move {
@@ -72,7 +78,11 @@ async fn serve(stub: Arc<Stub>, no: usize, tcp: tokio::net::TcpStream) {
     });
     let sv = stub.doc.transact().state_vector();
     let _ = tx.send(YMessage::Sync(SyncMessage::SyncStep1(sv)).encode_v1());
-    stub.conns.lock().unwrap().push((no, tx.clone()));
+    stub.conns.lock().unwrap().push(Conn {
+        no,
+        tx: tx.clone(),
+        relayed: 0,
+    });
     while let Some(Ok(msg)) = stream.next().await {
         let Message::Binary(frame) = msg else { continue };
         let mut decoder = DecoderV1::new(Cursor::new(&frame));
@@ -96,17 +106,17 @@ fn relay(stub: &Stub, from: usize, u: Vec<u8>) {
     }
     stub.doc.transact_mut().apply_update(update).unwrap();
     let frame = YMessage::Sync(SyncMessage::Update(u)).encode_v1();
-    for (no, tx) in stub.conns.lock().unwrap().iter() {
+    for c in stub.conns.lock().unwrap().iter_mut() {
         let mut f = frame.clone();
-        if *no == 1 && from != 1 {
-            let n = stub.to_second.fetch_add(1, Ordering::Relaxed) + 1;
+        if c.no != from {
+            c.relayed += 1;
             match stub.fault {
-                Fault::Drop if n.is_multiple_of(4) => continue,
-                Fault::Corrupt if n.is_multiple_of(3) => corrupt(&mut f),
+                Fault::Drop if c.relayed.is_multiple_of(4) => continue,
+                Fault::Corrupt if c.relayed.is_multiple_of(3) => corrupt(&mut f),
                 _ => {}
             }
         }
-        let _ = tx.send(f);
+        let _ = c.tx.send(f);
     }
 }
 
@@ -117,40 +127,55 @@ fn corrupt(frame: &mut [u8]) {
     }
 }
 
-async fn run_tool(url: &str) -> (bool, String) {
+/// The tool's runs against a fresh stub with `fault`: every client writing, then one
+/// reader. Yields the exit status and output of each.
+async fn runs(fault: Fault) -> Vec<(bool, String)> {
+    let mut out = Vec::new();
+    for writers in ["3", "2"] {
+        let url = start(fault).await;
+        out.push(run_tool(&url, writers).await);
+    }
+    out
+}
+
+async fn run_tool(url: &str, writers: &str) -> (bool, String) {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vellum-load"))
         .args(["--url", url, "--converge-timeout-ms", "1500", "--label", "stub"])
-        .args(["fanout", "--clients", "3", "--rate", "20", "--duration", "1.5"])
+        .args(["fanout", "--clients", "3", "--writers", writers])
+        .args(["--rate", "20", "--duration", "1.5"])
         .output()
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    (out.status.success(), format!("{stdout}\n{stderr}"))
+    (
+        out.status.success(),
+        format!("--writers {writers}:\n{stdout}\n{stderr}"),
+    )
 }
 
 #[tokio::test]
 async fn a_correct_server_converges() {
-    let url = start(Fault::None).await;
-    let (ok, out) = run_tool(&url).await;
-    assert!(ok, "{out}");
-    assert!(out.contains("\"converged\":true"), "{out}");
+    for (ok, out) in runs(Fault::None).await {
+        assert!(ok, "{out}");
+        assert!(out.contains("\"converged\":true"), "{out}");
+    }
 }
 
 #[tokio::test]
 async fn dropped_updates_are_a_divergence() {
-    let url = start(Fault::Drop).await;
-    let (ok, out) = run_tool(&url).await;
-    assert!(!ok, "the tool passed a server that drops updates:\n{out}");
-    assert!(out.contains("DIVERGED"), "{out}");
-    assert!(out.contains("did not receive every update"), "{out}");
-    assert!(out.contains("\"converged\":false"), "{out}");
+    for (ok, out) in runs(Fault::Drop).await {
+        assert!(!ok, "the tool passed a server that drops updates:\n{out}");
+        assert!(out.contains("DIVERGED"), "{out}");
+        assert!(out.contains("did not receive every update"), "{out}");
+        assert!(out.contains("\"converged\":false"), "{out}");
+    }
 }
 
 #[tokio::test]
 async fn corrupted_updates_are_a_divergence() {
-    let url = start(Fault::Corrupt).await;
-    let (ok, out) = run_tool(&url).await;
-    assert!(!ok, "the tool passed a server that corrupts updates:\n{out}");
-    assert!(out.contains("DIVERGED") && out.contains("at offset"), "{out}");
+    for (ok, out) in runs(Fault::Corrupt).await {
+        assert!(!ok, "the tool passed a server that corrupts updates:\n{out}");
+        assert!(out.contains("DIVERGED") && out.contains("at offset"), "{out}");
+    }
 }
