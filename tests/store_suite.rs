@@ -330,6 +330,15 @@ async fn update_log_snapshots_and_sessions(backend: Backend) {
         store.append_updates(&rows[..1]).await.is_err(),
         "a sequence number is used once"
     );
+    // A batch is all or nothing: a new row beside a used sequence number is not stored.
+    let fresh = NewUpdate {
+        document_id: d.id,
+        seq: 251,
+        data: b"new",
+        author_id: None,
+    };
+    assert!(store.append_updates(&[fresh, rows[0]]).await.is_err());
+    assert_eq!(store.load_document_state(d.id).await.unwrap().last_seq(), 250);
     store.write_snapshot(d.id, b"snap-200", 200).await.unwrap();
     let state = store.load_document_state(d.id).await.unwrap();
     assert_eq!(state.snapshot, Some((b"snap-200".to_vec(), 200)));

@@ -3,9 +3,10 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Backend, Store, now, on_db};
+use super::{Backend, Pool, Store, now, on_db};
 
 /// One update to append, as part of a group commit.
+#[derive(Clone, Copy)]
 pub struct NewUpdate<'a> {
     pub document_id: Uuid,
     pub seq: i64,
@@ -70,14 +71,31 @@ impl Store {
         Ok(state)
     }
 
-    /// Appends `updates` (of any documents) in one transaction: the group commit.
-    /// Multi-row inserts keep it near one fsync per batch, whatever its size.
+    /// Appends `updates` (of any documents) in one transaction: the group commit, one
+    /// commit per batch whatever its size. PostgreSQL takes the whole batch in one
+    /// statement, as arrays; SQLite in multi-row inserts of up to 100 rows.
     pub async fn append_updates(&self, updates: &[NewUpdate<'_>]) -> anyhow::Result<()> {
         if updates.is_empty() {
             return Ok(());
         }
         let created = now();
         let _turn = self.write_turn().await;
+        if let Pool::Postgres(p) = &self.pool {
+            // One statement for any batch, its rows as arrays: multi-row VALUES made every
+            // batch size a statement of its own, parsed and planned again and again by
+            // the database server (BENCHMARKS.md, change 29).
+            let sql = "insert into document_updates (document_id, seq, data, author_id, created_at) \
+                       select d, s, x, a, $5 from unnest($1::uuid[], $2::int8[], $3::bytea[], $4::uuid[]) as t(d, s, x, a)";
+            sqlx::query(sql)
+                .bind(updates.iter().map(|u| u.document_id).collect::<Vec<_>>())
+                .bind(updates.iter().map(|u| u.seq).collect::<Vec<_>>())
+                .bind(updates.iter().map(|u| u.data).collect::<Vec<_>>())
+                .bind(updates.iter().map(|u| u.author_id).collect::<Vec<_>>())
+                .bind(created)
+                .execute(p)
+                .await?;
+            return Ok(());
+        }
         if updates.len() <= ROWS_PER_STATEMENT {
             // One statement is atomic on its own: without BEGIN and COMMIT the batch costs
             // one round trip to the database (SQLite: to its worker thread) instead of
