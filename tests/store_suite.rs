@@ -394,6 +394,44 @@ async fn update_log_snapshots_and_sessions(backend: Backend) {
     assert_eq!(store.clear_node_sessions("me").await.unwrap(), 1);
     let left = store.sessions_of(d.id).await.unwrap();
     assert_eq!(left.iter().map(|s| s.node_id.as_str()).collect::<Vec<_>>(), ["other"]);
+    // Connects and disconnects in one batch, larger than one statement's rows on SQLite;
+    // every field comes back (a connection without a user has a null).
+    let many: Vec<SessionRow> = (0..150)
+        .map(|_| SessionRow {
+            user_id: None,
+            ..row("many")
+        })
+        .collect();
+    store.write_sessions(&many, &[left[0].id]).await.unwrap();
+    let mut back = store.sessions_of(d.id).await.unwrap();
+    back.sort_by_key(|s| s.id);
+    let want: Vec<_> = many
+        .iter()
+        .map(|r| {
+            (
+                r.id,
+                r.node_id.clone(),
+                r.user_id,
+                r.document_id,
+                r.connected_at,
+                r.heartbeat_at,
+            )
+        })
+        .collect();
+    let got: Vec<_> = back
+        .iter()
+        .map(|r| {
+            (
+                r.id,
+                r.node_id.clone(),
+                r.user_id,
+                r.document_id,
+                r.connected_at,
+                r.heartbeat_at,
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
 }
 
 /// `database.max_connections = 0` picks the backend's pool size: few for SQLite, where

@@ -170,6 +170,32 @@ impl Store {
         }
         let backend = self.backend();
         let _turn = self.write_turn().await;
+        if let Pool::Postgres(p) = &self.pool {
+            // As the group commit: a batch of any size is one statement over arrays.
+            let mut tx = p.begin().await?;
+            if !inserts.is_empty() {
+                sqlx::query(
+                    "insert into active_sessions (id, node_id, user_id, document_id, connected_at, heartbeat_at) \
+                     select * from unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::timestamptz[])",
+                )
+                .bind(inserts.iter().map(|r| r.id).collect::<Vec<_>>())
+                .bind(inserts.iter().map(|r| r.node_id.as_str()).collect::<Vec<_>>())
+                .bind(inserts.iter().map(|r| r.user_id).collect::<Vec<_>>())
+                .bind(inserts.iter().map(|r| r.document_id).collect::<Vec<_>>())
+                .bind(inserts.iter().map(|r| r.connected_at).collect::<Vec<_>>())
+                .bind(inserts.iter().map(|r| r.heartbeat_at).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?;
+            }
+            if !deletes.is_empty() {
+                sqlx::query("delete from active_sessions where id = any($1)")
+                    .bind(deletes)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            return Ok(());
+        }
         on_db!(self, p => {
             let mut tx = p.begin().await?;
             for chunk in inserts.chunks(ROWS_PER_STATEMENT) {
