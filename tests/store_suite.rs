@@ -403,35 +403,24 @@ async fn update_log_snapshots_and_sessions(backend: Backend) {
         })
         .collect();
     store.write_sessions(&many, &[left[0].id]).await.unwrap();
-    let mut back = store.sessions_of(d.id).await.unwrap();
-    back.sort_by_key(|s| s.id);
-    let want: Vec<_> = many
-        .iter()
-        .map(|r| {
-            (
-                r.id,
-                r.node_id.clone(),
-                r.user_id,
-                r.document_id,
-                r.connected_at,
-                r.heartbeat_at,
-            )
-        })
-        .collect();
-    let got: Vec<_> = back
-        .iter()
-        .map(|r| {
-            (
-                r.id,
-                r.node_id.clone(),
-                r.user_id,
-                r.document_id,
-                r.connected_at,
-                r.heartbeat_at,
-            )
-        })
-        .collect();
-    assert_eq!(got, want);
+    let fields = |rows: &[SessionRow]| {
+        let mut f: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.id,
+                    r.node_id.clone(),
+                    r.user_id,
+                    r.document_id,
+                    r.connected_at,
+                    r.heartbeat_at,
+                )
+            })
+            .collect();
+        f.sort_by_key(|r| r.0);
+        f
+    };
+    assert_eq!(fields(&store.sessions_of(d.id).await.unwrap()), fields(&many));
 }
 
 /// `database.max_connections = 0` picks the backend's pool size: few for SQLite, where

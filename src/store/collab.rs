@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Backend, Pool, Store, now, on_db};
+use super::{Pool, Store, now, on_db};
 
 /// One update to append, as part of a group commit.
 #[derive(Clone, Copy)]
@@ -83,49 +83,40 @@ impl Store {
         }
         let created = now();
         let _turn = self.write_turn().await;
-        if let Pool::Postgres(p) = &self.pool {
-            // One statement for any batch, its rows as arrays: multi-row VALUES made every
-            // batch size a statement of its own, parsed and planned again and again by
-            // the database server (BENCHMARKS.md, change 29).
-            let sql = "insert into document_updates (document_id, seq, data, author_id, created_at) \
-                       select d, s, x, a, $5 from unnest($1::uuid[], $2::int8[], $3::bytea[], $4::uuid[]) as t(d, s, x, a)";
-            sqlx::query(sql)
-                .bind(updates.iter().map(|u| u.document_id).collect::<Vec<_>>())
-                .bind(updates.iter().map(|u| u.seq).collect::<Vec<_>>())
-                .bind(updates.iter().map(|u| u.data).collect::<Vec<_>>())
-                .bind(updates.iter().map(|u| u.author_id).collect::<Vec<_>>())
-                .bind(created)
-                .execute(p)
-                .await?;
-            return Ok(());
-        }
+        let p = match &self.pool {
+            Pool::Postgres(p) => {
+                // One statement for any batch, its rows as arrays: multi-row VALUES made
+                // every batch size a statement of its own, parsed and planned again and
+                // again by the database server (BENCHMARKS.md, change 29).
+                let sql = "insert into document_updates (document_id, seq, data, author_id, created_at) \
+                           select d, s, x, a, $5 from unnest($1::uuid[], $2::int8[], $3::bytea[], $4::uuid[]) as t(d, s, x, a)";
+                sqlx::query(sql)
+                    .bind(updates.iter().map(|u| u.document_id).collect::<Vec<_>>())
+                    .bind(updates.iter().map(|u| u.seq).collect::<Vec<_>>())
+                    .bind(updates.iter().map(|u| u.data).collect::<Vec<_>>())
+                    .bind(updates.iter().map(|u| u.author_id).collect::<Vec<_>>())
+                    .bind(created)
+                    .execute(p)
+                    .await?;
+                return Ok(());
+            }
+            Pool::Sqlite(p) => p,
+        };
         if updates.len() <= ROWS_PER_STATEMENT {
             // One statement is atomic on its own: without BEGIN and COMMIT the batch costs
-            // one round trip to the database (SQLite: to its worker thread) instead of
-            // three, with the same single commit (BENCHMARKS.md, "fan-out").
-            let sql = multi_row_insert(self.backend(), updates.len());
-            return on_db!(self, p => {
-                let mut q = sqlx::query(&sql);
-                for u in updates {
-                    q = q.bind(u.document_id).bind(u.seq).bind(u.data).bind(u.author_id).bind(created);
-                }
-                q.execute(p).await?;
-                Ok(())
-            });
+            // one round trip to SQLite's worker thread instead of three, with the same
+            // single commit (BENCHMARKS.md, "fan-out").
+            let sql = update_rows(updates.len());
+            bind_updates(&sql, updates, created).execute(p).await?;
+            return Ok(());
         }
-        on_db!(self, p => {
-            let mut tx = p.begin().await?;
-            for chunk in updates.chunks(ROWS_PER_STATEMENT) {
-                let sql = multi_row_insert(self.backend(), chunk.len());
-                let mut q = sqlx::query(&sql);
-                for u in chunk {
-                    q = q.bind(u.document_id).bind(u.seq).bind(u.data).bind(u.author_id).bind(created);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(())
-        })
+        let mut tx = p.begin().await?;
+        for chunk in updates.chunks(ROWS_PER_STATEMENT) {
+            let sql = update_rows(chunk.len());
+            bind_updates(&sql, chunk, created).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Replaces the snapshot with `state` covering updates up to `seq`, and deletes
@@ -171,67 +162,68 @@ impl Store {
         if inserts.is_empty() && deletes.is_empty() {
             return Ok(());
         }
-        let backend = self.backend();
         let _turn = self.write_turn().await;
-        if let Pool::Postgres(p) = &self.pool {
-            // As the group commit: a batch of any size is one statement over arrays.
-            let mut tx = p.begin().await?;
-            if !inserts.is_empty() {
-                sqlx::query(
-                    "insert into active_sessions (id, node_id, user_id, document_id, connected_at, heartbeat_at) \
-                     select * from unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::timestamptz[])",
-                )
-                .bind(inserts.iter().map(|r| r.id).collect::<Vec<_>>())
-                .bind(inserts.iter().map(|r| r.node_id.as_str()).collect::<Vec<_>>())
-                .bind(inserts.iter().map(|r| r.user_id).collect::<Vec<_>>())
-                .bind(inserts.iter().map(|r| r.document_id).collect::<Vec<_>>())
-                .bind(inserts.iter().map(|r| r.connected_at).collect::<Vec<_>>())
-                .bind(inserts.iter().map(|r| r.heartbeat_at).collect::<Vec<_>>())
-                .execute(&mut *tx)
-                .await?;
-            }
-            if !deletes.is_empty() {
-                sqlx::query("delete from active_sessions where id = any($1)")
-                    .bind(deletes)
+        match &self.pool {
+            Pool::Postgres(p) => {
+                // As the group commit: a batch of any size is one statement over arrays.
+                let mut tx = p.begin().await?;
+                if !inserts.is_empty() {
+                    sqlx::query(
+                        "insert into active_sessions (id, node_id, user_id, document_id, connected_at, heartbeat_at) \
+                         select * from unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::timestamptz[], $6::timestamptz[])",
+                    )
+                    .bind(inserts.iter().map(|r| r.id).collect::<Vec<_>>())
+                    .bind(inserts.iter().map(|r| r.node_id.as_str()).collect::<Vec<_>>())
+                    .bind(inserts.iter().map(|r| r.user_id).collect::<Vec<_>>())
+                    .bind(inserts.iter().map(|r| r.document_id).collect::<Vec<_>>())
+                    .bind(inserts.iter().map(|r| r.connected_at).collect::<Vec<_>>())
+                    .bind(inserts.iter().map(|r| r.heartbeat_at).collect::<Vec<_>>())
                     .execute(&mut *tx)
                     .await?;
+                }
+                if !deletes.is_empty() {
+                    sqlx::query("delete from active_sessions where id = any($1)")
+                        .bind(deletes)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
             }
-            tx.commit().await?;
-            return Ok(());
+            Pool::Sqlite(p) => {
+                let mut tx = p.begin().await?;
+                for chunk in power_of_two_chunks(inserts) {
+                    let sql = sqlite_rows(
+                        "insert into active_sessions (id, node_id, user_id, document_id, connected_at, heartbeat_at) values ",
+                        chunk.len(),
+                        6,
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for r in chunk {
+                        q = q
+                            .bind(r.id)
+                            .bind(&r.node_id)
+                            .bind(r.user_id)
+                            .bind(r.document_id)
+                            .bind(r.connected_at)
+                            .bind(r.heartbeat_at);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                for chunk in power_of_two_chunks(deletes) {
+                    let sql = format!(
+                        "delete from active_sessions where id in ({})",
+                        vec!["?"; chunk.len()].join(", ")
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
         }
-        on_db!(self, p => {
-            let mut tx = p.begin().await?;
-            for chunk in power_of_two_chunks(inserts) {
-                let sql = row_tuples(
-                    backend,
-                    "insert into active_sessions (id, node_id, user_id, document_id, connected_at, heartbeat_at) values ",
-                    chunk.len(),
-                    6,
-                );
-                let mut q = sqlx::query(&sql);
-                for r in chunk {
-                    q = q
-                        .bind(r.id)
-                        .bind(&r.node_id)
-                        .bind(r.user_id)
-                        .bind(r.document_id)
-                        .bind(r.connected_at)
-                        .bind(r.heartbeat_at);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            for chunk in power_of_two_chunks(deletes) {
-                let list = (1..=chunk.len()).map(|i| placeholder(backend, i)).collect::<Vec<_>>().join(", ");
-                let sql = format!("delete from active_sessions where id in ({list})");
-                let mut q = sqlx::query(&sql);
-                for id in chunk {
-                    q = q.bind(id);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            anyhow::Ok(())
-        })
+        Ok(())
     }
 
     /// Refreshes the heartbeat of every session of this node.
@@ -265,13 +257,31 @@ impl Store {
     }
 }
 
-fn multi_row_insert(backend: Backend, rows: usize) -> String {
-    row_tuples(
-        backend,
+/// SQLite's multi-row insert of `rows` updates.
+fn update_rows(rows: usize) -> String {
+    sqlite_rows(
         "insert into document_updates (document_id, seq, data, author_id, created_at) values ",
         rows,
         5,
     )
+}
+
+/// `updates` bound to `sql` (from [`update_rows`]), all stored at `created`.
+fn bind_updates<'q>(
+    sql: &'q str,
+    updates: &'q [NewUpdate<'q>],
+    created: DateTime<Utc>,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    let mut q = sqlx::query(sql);
+    for u in updates {
+        q = q
+            .bind(u.document_id)
+            .bind(u.seq)
+            .bind(u.data)
+            .bind(u.author_id)
+            .bind(created);
+    }
+    q
 }
 
 /// `rows` in runs whose lengths are powers of two, largest first, at most [`MAX_RUN`]
@@ -291,28 +301,17 @@ fn power_of_two_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
-/// `head` followed by `rows` tuples of `columns` parameters: `($1, $2), ($3, $4)` for
-/// 2 × 2 on PostgreSQL, `(?, ?), (?, ?)` on SQLite. SQLite looks a numbered parameter's
-/// name up by walking a list of all of them, and sqlx asks for every parameter's name
-/// when binding: with 500 parameters that walk took 8% of the server's time while a
-/// big document loaded (BENCHMARKS.md, change 14). Anonymous `?` have no names to walk.
-fn row_tuples(backend: Backend, head: &str, rows: usize, columns: usize) -> String {
+/// `head` followed by `rows` tuples of `columns` anonymous parameters, `(?, ?), (?, ?)`
+/// for 2 × 2: SQLite's multi-row inserts (PostgreSQL takes arrays). SQLite looks a
+/// numbered parameter's name up by walking a list of all of them, and sqlx asks for
+/// every parameter's name when binding: with 500 parameters that walk took 8% of the
+/// server's time while a big document loaded (BENCHMARKS.md, change 14). Anonymous `?`
+/// have no names to walk.
+fn sqlite_rows(head: &str, rows: usize, columns: usize) -> String {
+    let tuple = format!("({})", vec!["?"; columns].join(", "));
     let mut sql = String::from(head);
-    for r in 0..rows {
-        sql.push_str(if r > 0 { ",(" } else { "(" });
-        let params: Vec<String> = (1..=columns).map(|c| placeholder(backend, r * columns + c)).collect();
-        sql.push_str(&params.join(", "));
-        sql.push(')');
-    }
+    sql.push_str(&vec![tuple.as_str(); rows].join(","));
     sql
-}
-
-/// The `n`th (from 1) positional parameter in `backend`'s SQL.
-fn placeholder(backend: Backend, n: usize) -> String {
-    match backend {
-        Backend::Sqlite => "?".to_string(),
-        Backend::Postgres => format!("${n}"),
-    }
 }
 
 #[cfg(test)]
