@@ -99,6 +99,10 @@ pub struct AuthConfig {
     pub allow_registration: bool,
     pub cookie_name: String,
     pub cookie_secure: bool,
+    /// Failed logins in a row for one email before its logins are refused; 0: no limit.
+    pub login_max_failures: u32,
+    /// How long those logins are refused, in seconds.
+    pub login_lockout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -208,6 +212,10 @@ impl Config {
         }
         if !(1..=100).contains(&self.content.content_events_per_sec) {
             bail!("content.content_events_per_sec must be between 1 and 100");
+        }
+        let a = &self.auth;
+        if a.login_max_failures > 0 && !(1..=86_400).contains(&a.login_lockout_secs) {
+            bail!("auth.login_lockout_secs must be between 1 and 86400 (unless auth.login_max_failures is 0)");
         }
         let c = &self.collab;
         if c.max_batch == 0 || c.outbound_queue == 0 || c.heartbeat_secs == 0 {
@@ -336,5 +344,33 @@ mod tests {
         assert!(Config::load_from(None, &env(&[("VELLUM_SERVER__PROT", "1")])).is_err());
         assert!(Config::load_from(None, &env(&[("VELLUM_PORT", "eighty")])).is_err());
         assert!(Config::load_from(None, &env(&[("VELLUM_DEV", "maybe")])).is_err());
+    }
+
+    #[test]
+    fn login_throttle_settings() {
+        let c = Config::defaults();
+        assert_eq!((c.auth.login_max_failures, c.auth.login_lockout_secs), (5, 300));
+        let c = Config::load_from(
+            None,
+            &env(&[
+                ("VELLUM_AUTH__LOGIN_MAX_FAILURES", "10"),
+                ("VELLUM_AUTH__LOGIN_LOCKOUT_SECS", "60"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!((c.auth.login_max_failures, c.auth.login_lockout_secs), (10, 60));
+        let lockout = |secs: &str| Config::load_from(None, &env(&[("VELLUM_AUTH__LOGIN_LOCKOUT_SECS", secs)]));
+        assert!(lockout("0").is_err(), "a lockout of nothing");
+        assert!(lockout("86401").is_err(), "longer than a day");
+        assert!(lockout("86400").is_ok());
+        let off = [
+            ("VELLUM_AUTH__LOGIN_MAX_FAILURES", "0"),
+            ("VELLUM_AUTH__LOGIN_LOCKOUT_SECS", "0"),
+        ];
+        assert!(
+            Config::load_from(None, &env(&off)).is_ok(),
+            "off: the lockout is unused"
+        );
+        assert!(Config::load_from(None, &env(&[("VELLUM_AUTH__LOGIN_MAX_FAILURES", "-1")])).is_err());
     }
 }

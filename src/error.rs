@@ -35,6 +35,11 @@ pub enum Error {
     LimitExceeded(String),
     /// Too much of some bounded work is queued (password hashing): try again shortly.
     Busy(String),
+    /// Too many failed logins for one email (`auth::throttle`): refused without checking
+    /// the password until the lockout ends.
+    RateLimited {
+        retry_after_secs: u64,
+    },
     Internal(anyhow::Error),
 }
 
@@ -65,6 +70,7 @@ impl Error {
             Error::Validation { .. } => "VALIDATION",
             Error::LimitExceeded(_) => "LIMIT_EXCEEDED",
             Error::Busy(_) => "BUSY",
+            Error::RateLimited { .. } => "RATE_LIMITED",
             Error::Internal(_) => "INTERNAL",
         }
     }
@@ -78,6 +84,7 @@ impl Error {
             Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::LimitExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -88,6 +95,10 @@ impl Error {
             Error::Unauthenticated => "authentication required".into(),
             Error::InvalidCredentials => "invalid email or password".into(),
             Error::Forbidden(m) | Error::LimitExceeded(m) | Error::Busy(m) => m.clone(),
+            Error::RateLimited { retry_after_secs: n } => format!(
+                "too many sign-in attempts for this email; try again in {n} second{}",
+                if *n == 1 { "" } else { "s" }
+            ),
             Error::NotFound(what) => format!("{what} not found"),
             Error::Conflict { message, .. } => message.clone(),
             Error::Validation { field, message } => format!("{field}: {message}"),
@@ -103,7 +114,17 @@ impl Error {
         match self {
             Error::Validation { field, .. } => vec![("field", json!(field))],
             Error::Conflict { current, .. } => vec![("current", current.clone())],
+            Error::RateLimited { retry_after_secs } => vec![("retryAfter", json!(retry_after_secs))],
             _ => vec![],
+        }
+    }
+
+    /// Seconds to wait before trying again, sent as `Retry-After`.
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Error::Busy(_) => Some(1),
+            Error::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
         }
     }
 }
@@ -128,9 +149,10 @@ impl IntoResponse for Error {
             body[k] = v;
         }
         let mut response = (self.status(), Json(json!({ "error": body }))).into_response();
-        if matches!(self, Error::Busy(_)) {
-            let headers = response.headers_mut();
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if let Some(secs) = self.retry_after_secs() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -681,6 +681,118 @@ async fn registration_can_be_closed(backend: Backend) {
     );
 }
 
+/// Serves `app` on a real socket and returns its address.
+async fn serve(app: &TestApp) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(vellum::app::serve(listener, app.state.clone(), std::future::pending()));
+    addr
+}
+
+/// A JSON POST over HTTP/1.1: the status, the head (lowercased) and the JSON body.
+async fn post_http(addr: &str, path: &str, body: Value) -> (u16, String, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = body.to_string();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    conn.read_to_string(&mut out).await.unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").expect("a whole response");
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let json = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {out}"));
+    (status, head.to_ascii_lowercase(), json)
+}
+
+/// Checks a login refused by the throttle (429, `Retry-After`, RATE_LIMITED with
+/// `retryAfter`) with most of a 300 s lockout left, and returns its body.
+fn assert_rate_limited((status, head, body): &(u16, String, Value)) -> Value {
+    assert_eq!(*status, 429, "{head}\n{body}");
+    assert_eq!(body["error"]["code"], "RATE_LIMITED", "{body}");
+    let header: u64 = head
+        .lines()
+        .find_map(|l| l.strip_prefix("retry-after: "))
+        .unwrap_or_else(|| panic!("no Retry-After: {head}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((290..=300).contains(&header), "Retry-After: {header}");
+    assert_eq!(body["error"]["retryAfter"], json!(header), "{body}");
+    body.clone()
+}
+
+/// The body without its seconds, which move on while a test runs.
+fn without_seconds(body: &Value) -> Value {
+    let mut body = body.clone();
+    body["error"].as_object_mut().unwrap().remove("retryAfter");
+    let message = body["error"]["message"].as_str().unwrap();
+    body["error"]["message"] = message.replace(|c: char| c.is_ascii_digit(), "").into();
+    body
+}
+
+/// The login throttle, over a real socket: after `login_max_failures` failures an
+/// email's logins are refused with 429 even with the right password, an unknown email
+/// just the same, while other accounts sign in as usual; GraphQL's `login` too.
+async fn failed_logins_lock_the_email(backend: Backend) {
+    let app = TestApp::with_config(backend, |c| c.auth.login_max_failures = 3).await;
+    let addr = serve(&app).await;
+    app.register("ada@example.com", "Ada").await;
+    app.register("bob@example.com", "Bob").await;
+    let login = |email: &str, password: &str| {
+        post_http(
+            &addr,
+            "/api/auth/login",
+            json!({ "email": email, "password": password }),
+        )
+    };
+    for email in ["ada@example.com", "nobody@example.com"] {
+        for _ in 0..3 {
+            let (status, _, v) = login(email, "wrong password").await;
+            assert_eq!(
+                (status, v["error"]["code"].as_str()),
+                (401, Some("UNAUTHENTICATED")),
+                "{email}: {v}"
+            );
+        }
+    }
+    // The right password is refused too, however the email is written.
+    let ada = assert_rate_limited(&login(" ADA@Example.com", "correct horse").await);
+    let nobody = assert_rate_limited(&login("nobody@example.com", "correct horse").await);
+    assert_eq!(
+        without_seconds(&ada),
+        without_seconds(&nobody),
+        "a locked account and a locked unknown email must look the same"
+    );
+
+    // Bob is unaffected, and a success clears his count: 2 + 2 failures lock nothing.
+    for round in 0..2 {
+        for _ in 0..2 {
+            assert_eq!(login("bob@example.com", "wrong password").await.0, 401, "round {round}");
+        }
+        let (status, _, v) = login("bob@example.com", "correct horse").await;
+        assert_eq!(status, 200, "round {round}: {v}");
+        assert!(v["token"].is_string(), "{v}");
+    }
+
+    let gql =
+        json!({ "query": "mutation { login(email: \"ada@example.com\", password: \"correct horse\") { token } }" });
+    let (status, _, v) = post_http(&addr, "/graphql", gql).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(gql_code(&v), Some("RATE_LIMITED"), "{v}");
+    let retry = v["errors"][0]["extensions"]["retryAfter"].as_u64().unwrap_or_default();
+    assert!((290..=300).contains(&retry), "{v}");
+    assert_eq!(v["data"], Value::Null, "{v}");
+
+    let (_, spec) = app.request("GET", "/api/openapi.json", None, None).await;
+    assert!(
+        spec["paths"]["/api/auth/login"]["post"]["responses"]["429"].is_object(),
+        "429 is described"
+    );
+}
+
 both_backends!(
     register_login_me,
     unknown_user_and_wrong_password_look_the_same,
@@ -693,4 +805,5 @@ both_backends!(
     documents_lifecycle,
     ops_endpoints,
     registration_can_be_closed,
+    failed_logins_lock_the_email,
 );

@@ -8,6 +8,7 @@ mod jwt;
 mod password;
 pub mod policy;
 mod service;
+mod throttle;
 
 pub use jwt::{Claims, JwtKeys};
 pub use policy::{Access, Grant};

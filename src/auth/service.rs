@@ -1,10 +1,13 @@
 //! Registration, login, and turning credentials into a [`Principal`].
 
+use std::time::{Duration, Instant};
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use super::throttle::LoginThrottle;
 use super::{ApiToken, JwtKeys, Principal, Role, TokenScope, User, password};
 use crate::config::AuthConfig;
 use crate::error::{Error, Result};
@@ -16,6 +19,7 @@ pub const API_TOKEN_PREFIX: &str = "vlm_";
 pub struct Auth {
     keys: JwtKeys,
     allow_registration: bool,
+    throttle: LoginThrottle,
 }
 
 pub struct RegisterInput {
@@ -35,6 +39,7 @@ impl Auth {
         Self {
             keys: JwtKeys::new(secret, cfg),
             allow_registration: cfg.allow_registration,
+            throttle: LoginThrottle::new(cfg.login_max_failures, Duration::from_secs(cfg.login_lockout_secs)),
         }
     }
 
@@ -52,9 +57,13 @@ impl Auth {
         Ok((user, token))
     }
 
-    /// Unknown email and wrong password give the same error in the same time.
+    /// Unknown email and wrong password give the same error in the same time. Too many
+    /// failures for an email, known or not, and its logins are refused with RATE_LIMITED
+    /// before the password is checked (`throttle`).
     pub async fn login(&self, store: &Store, email: &str, password: &str) -> Result<(User, String)> {
         let email = email.trim().to_lowercase();
+        // Dropped unsettled on an early return (BUSY, a store error), it counts for nothing.
+        let attempt = self.throttle.begin(&email, Instant::now())?;
         let found = store.credentials(&email).await?;
         let (user, hash) = match found {
             Some((u, h)) => (Some(u), Some(h)),
@@ -63,10 +72,14 @@ impl Auth {
         let ok = password::verify(password.to_string(), hash).await?;
         match user {
             Some(user) if ok => {
+                attempt.succeeded();
                 let token = self.keys.issue(user.id)?;
                 Ok((user, token))
             }
-            _ => Err(Error::InvalidCredentials),
+            _ => {
+                attempt.failed(Instant::now());
+                Err(Error::InvalidCredentials)
+            }
         }
     }
 

@@ -171,7 +171,9 @@ impl Mutation {
     }
 
     /// Signs in (also sets the session cookie). Unknown email and wrong password
-    /// give the same UNAUTHENTICATED error.
+    /// give the same UNAUTHENTICATED error. After `auth.login_max_failures` failures in a
+    /// row for an email, its logins fail with RATE_LIMITED (`extensions.retryAfter`
+    /// seconds) until the lockout ends, even with the right password.
     async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> Result<AuthPayload> {
         let st = state(ctx);
         let (user, token) = st.auth.login(&st.store, &email, &password).await.map_err(gql)?;

@@ -34,7 +34,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Vellum REST API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Documents and accounts for simple clients. GraphQL at /graphql offers everything this does and more. Errors are JSON: {\"error\": {\"code\", \"message\", \"field\"?, \"current\"?}} with codes UNAUTHENTICATED (401), FORBIDDEN (403), NOT_FOUND (404), CONFLICT (409), VALIDATION (422), LIMIT_EXCEEDED (413), BUSY (503, with Retry-After: too many sign-ins at once), INTERNAL (500)."
+            "description": "Documents and accounts for simple clients. GraphQL at /graphql offers everything this does and more. Errors are JSON: {\"error\": {\"code\", \"message\", \"field\"?, \"current\"?, \"retryAfter\"?}} with codes UNAUTHENTICATED (401), FORBIDDEN (403), NOT_FOUND (404), CONFLICT (409), VALIDATION (422), LIMIT_EXCEEDED (413), RATE_LIMITED (429, with Retry-After and retryAfter: too many failed sign-ins for one email), BUSY (503, with Retry-After: too many sign-ins at once), INTERNAL (500)."
         },
         "components": {
             "securitySchemes": {
@@ -45,10 +45,11 @@ pub fn document() -> Value {
                 "Error": {
                     "type": "object",
                     "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
-                        "code": { "type": "string", "enum": ["UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "CONFLICT", "VALIDATION", "LIMIT_EXCEEDED", "BUSY", "INTERNAL"] },
+                        "code": { "type": "string", "enum": ["UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "CONFLICT", "VALIDATION", "LIMIT_EXCEEDED", "RATE_LIMITED", "BUSY", "INTERNAL"] },
                         "message": { "type": "string" },
                         "field": { "type": "string", "description": "VALIDATION: the offending input field." },
-                        "current": { "$ref": "#/components/schemas/Document", "description": "CONFLICT: the record as it is now." }
+                        "current": { "$ref": "#/components/schemas/Document", "description": "CONFLICT: the record as it is now." },
+                        "retryAfter": { "type": "integer", "minimum": 1, "description": "RATE_LIMITED: seconds until the lockout ends (also the Retry-After header)." }
                     } } }
                 },
                 "User": { "type": "object", "properties": {
@@ -135,7 +136,7 @@ pub fn document() -> Value {
             } },
             "/api/auth/login": { "post": {
                 "summary": "Sign in", "security": [], "requestBody": json_body("Login"),
-                "responses": { "200": json_ok("Signed in; also sets the session cookie", "Session"), "401": error_response("Unknown email or wrong password (indistinguishable)"), "503": error_response("Too many sign-ins at once; retry after Retry-After seconds") }
+                "responses": { "200": json_ok("Signed in; also sets the session cookie", "Session"), "401": error_response("Unknown email or wrong password (indistinguishable)"), "429": error_response("Too many failed sign-ins for this email (known or not): every login for it, even with the right password, is refused until Retry-After seconds have passed"), "503": error_response("Too many sign-ins at once; retry after Retry-After seconds") }
             } },
             "/api/auth/logout": { "post": { "summary": "Clear the session cookie", "responses": { "204": { "description": "Cookie cleared" } } } },
             "/api/auth/me": { "get": {

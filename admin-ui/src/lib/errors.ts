@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'VALIDATION'
   | 'LIMIT_EXCEEDED'
   | 'BUSY'
+  | 'RATE_LIMITED'
   | 'PLUGIN_REJECTED'
   | 'INTERNAL'
   | 'NETWORK'
@@ -38,7 +39,7 @@ export class ApiError extends Error {
 
 const KNOWN: ReadonlySet<string> = new Set([
   'UNAUTHENTICATED', 'FORBIDDEN', 'NOT_FOUND', 'CONFLICT', 'VALIDATION',
-  'LIMIT_EXCEEDED', 'BUSY', 'PLUGIN_REJECTED', 'INTERNAL', 'NETWORK'
+  'LIMIT_EXCEEDED', 'BUSY', 'RATE_LIMITED', 'PLUGIN_REJECTED', 'INTERNAL', 'NETWORK'
 ])
 
 /** Turn one GraphQL error into an ApiError (unknown or missing codes count as INTERNAL). */
@@ -66,6 +67,9 @@ export function describeError (code: ErrorCode, serverMessage: string, field?: s
       return msg ? `Too large: ${msg}` : 'That is over a limit of this server.'
     case 'BUSY':
       return 'The server is busy. Try again in a moment.'
+    case 'RATE_LIMITED':
+      // The server says how long: "too many sign-in attempts for this email; try again in 300 seconds".
+      return msg ? `${msg.charAt(0).toUpperCase()}${msg.slice(1)}.` : 'Too many attempts. Try again later.'
     case 'PLUGIN_REJECTED':
       return msg ? `Rejected by a plugin: ${msg}` : 'A plugin rejected this change.'
     case 'NETWORK':

@@ -38,6 +38,9 @@ describe('errors', () => {
     expect(describeError('VALIDATION', 'too long', 'input.displayName')).toBe('Display name: too long')
     expect(describeError('NOT_FOUND', '')).toMatch(/Not found/)
     expect(fromGraphQLError({ message: 'too many sign-ins at once', extensions: { code: 'BUSY' } }).message).toMatch(/busy/)
+    const locked = fromGraphQLError({ message: 'too many sign-in attempts for this email; try again in 300 seconds', extensions: { code: 'RATE_LIMITED' } })
+    expect(locked.code).toBe('RATE_LIMITED')
+    expect(locked.message).toBe('Too many sign-in attempts for this email; try again in 300 seconds.')
   })
 })
 
