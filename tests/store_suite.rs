@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use common::{Backend, TestDb};
 use vellum::auth::{Grant, Role, TokenScope};
 use vellum::documents::DocStatus;
-use vellum::store::{CursorKey, ListQuery, MetadataChange, OrderField, Store, UpdateOutcome};
+use vellum::store::{CursorKey, ListQuery, MetadataChange, NewUpdate, OrderField, Store, UpdateOutcome};
 
 async fn user(store: &Store, email: &str) -> vellum::auth::User {
     store
@@ -302,7 +302,7 @@ async fn grants_and_api_tokens(backend: Backend) {
 }
 
 async fn update_log_snapshots_and_sessions(backend: Backend) {
-    use vellum::store::{NewUpdate, SessionRow, now};
+    use vellum::store::{SessionRow, now};
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     let owner = user(&store, "o@example.com").await;
@@ -471,6 +471,40 @@ async fn postgres_compresses_snapshots_with_lz4() {
     assert_eq!(method.as_deref(), Some(if lz4 { "lz4" } else { "pglz" }));
     let loaded = store.load_document_state(d.id).await.unwrap();
     assert_eq!(loaded.snapshot.unwrap().0, state);
+}
+
+/// PostgreSQL's update log has no foreign key (migration 0004): its check locked the
+/// document's row on every inserted update. The log still takes and returns updates.
+#[tokio::test]
+async fn postgres_update_log_has_no_foreign_key() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let pg = sqlx::PgPool::connect(db.config.database.url.expose()).await.unwrap();
+    let checks: Vec<String> = sqlx::query_scalar(
+        "select conname::text from pg_constraint where conrelid = 'document_updates'::regclass and contype = 'f'",
+    )
+    .fetch_all(&pg)
+    .await
+    .unwrap();
+    assert_eq!(checks, Vec::<String>::new());
+    let kept: i64 = sqlx::query_scalar(
+        "select count(*) from pg_constraint where conrelid = 'document_snapshots'::regclass and contype = 'f'",
+    )
+    .fetch_one(&pg)
+    .await
+    .unwrap();
+    assert_eq!(kept, 1, "snapshots keep theirs");
+    let owner = user(&store, "o@example.com").await;
+    let d = store.create_document(owner.id, "T", "t").await.unwrap().unwrap();
+    let rows = [1, 2].map(|seq| NewUpdate {
+        document_id: d.id,
+        seq,
+        data: b"update",
+        author_id: Some(owner.id),
+    });
+    store.append_updates(&rows).await.unwrap();
+    let loaded = store.load_document_state(d.id).await.unwrap();
+    assert_eq!(loaded.updates, vec![(1, b"update".to_vec()), (2, b"update".to_vec())]);
 }
 
 both_backends!(
