@@ -5,6 +5,8 @@ mod common;
 
 use std::collections::HashSet;
 
+use sqlx::Connection;
+
 use common::{Backend, TestDb};
 use vellum::auth::{Grant, Role, TokenScope};
 use vellum::documents::DocStatus;
@@ -505,6 +507,35 @@ async fn postgres_update_log_has_no_foreign_key() {
     store.append_updates(&rows).await.unwrap();
     let loaded = store.load_document_state(d.id).await.unwrap();
     assert_eq!(loaded.updates, vec![(1, b"update".to_vec()), (2, b"update".to_vec())]);
+}
+
+/// The pool hands out a PostgreSQL connection without pinging it first unless it has
+/// been idle for `PG_PING_AFTER_IDLE` (change 31): one the server dropped meanwhile is
+/// caught by that ping and replaced, so the caller never sees it. Here the server ends
+/// every session of the pool while it is idle.
+#[tokio::test]
+async fn postgres_replaces_connections_the_server_dropped_while_idle() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let owner = user(&store, "o@example.com").await;
+    let url = db.config.database.url.expose();
+    let name = url.rsplit('/').next().unwrap().to_string();
+    let mut admin = sqlx::PgConnection::connect(url).await.unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()",
+    )
+    .bind(&name)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(
+        !ended.is_empty() && ended.iter().all(|e| *e),
+        "the pool's sessions were ended: {ended:?}"
+    );
+    // Idle time is what this is about, so the test waits it out.
+    tokio::time::sleep(vellum::store::PG_PING_AFTER_IDLE + std::time::Duration::from_millis(200)).await;
+    let found = store.user_by_id(owner.id).await.expect("a fresh connection answers");
+    assert_eq!(found.map(|u| u.email), Some("o@example.com".to_string()));
 }
 
 both_backends!(

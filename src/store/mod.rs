@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
@@ -73,6 +74,12 @@ pub(crate) use on_db;
 const SQLITE_POOL: u32 = 4;
 const PG_POOL: u32 = 10;
 
+/// A pooled PostgreSQL connection idle at least this long is pinged before it is used,
+/// and replaced if the server has dropped it (a restart, a failover, a proxy's idle
+/// timeout). Busier connections skip the round trip; if the server goes away between
+/// two of their queries, the next query on each fails and the pool opens a new one.
+pub const PG_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 fn pool_size(configured: u32, automatic: u32) -> u32 {
     if configured == 0 { automatic } else { configured }
 }
@@ -86,6 +93,19 @@ impl Store {
             let opts = PgConnectOptions::from_str(url).context("invalid PostgreSQL URL")?;
             let pool = PgPoolOptions::new()
                 .max_connections(pool_size(db.max_connections, PG_POOL))
+                // sqlx pings every pooled connection before handing it out, in case the
+                // server went away: a round trip before every query, each group commit's
+                // included (BENCHMARKS.md, change 31). Only a connection left idle for a
+                // while is pinged now; one used moments ago is as good as its last query.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PG_PING_AFTER_IDLE {
+                            conn.ping().await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .acquire_timeout(Duration::from_millis(db.busy_timeout_ms.max(1000)))
                 .connect_with(opts)
                 .await
