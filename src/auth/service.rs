@@ -83,6 +83,16 @@ impl Auth {
         }
     }
 
+    /// The user a bearer value names, when it is a valid session token (a JWT; not an API
+    /// token), without reading the store: lets a caller read what it needs for that user
+    /// while [`Auth::authenticate`] checks the user still exists.
+    pub fn session_subject(&self, bearer: Option<&str>) -> Option<uuid::Uuid> {
+        let bearer = bearer
+            .map(str::trim)
+            .filter(|b| !b.is_empty() && !b.starts_with(API_TOKEN_PREFIX))?;
+        self.keys.verify(bearer).map(|c| c.sub)
+    }
+
     /// The principal behind a bearer value (a session JWT or an API token).
     /// No credentials is anonymous; bad credentials are an error, never anonymous.
     pub async fn authenticate(&self, store: &Store, bearer: Option<&str>) -> Result<Principal> {

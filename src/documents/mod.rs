@@ -140,7 +140,8 @@ pub async fn get_by_slug(store: &Store, who: &Principal, slug: &str) -> Result<V
     visible(who, found)
 }
 
-fn visible(who: &Principal, found: Option<(Document, Option<Grant>)>) -> Result<Visible> {
+/// What `who` may see of a document as read by the store (`get` reads it, then asks this).
+pub fn visible(who: &Principal, found: Option<(Document, Option<Grant>)>) -> Result<Visible> {
     let (doc, grant) = found.ok_or(Error::NotFound("document"))?;
     let access = policy::document_access(who, doc.owner_id, grant);
     policy::require(who, access, Access::Read)?;
