@@ -186,14 +186,23 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
     let window = if a.rate <= 0.0 && a.window == 0 { 8 } else { a.window };
     let docs = target.documents(1, "fanout").await?;
     let url = target.url(&docs[0]);
+    // Every send instant has to stay known until the last reader integrates, which a
+    // reader does after the run: the ring must never wrap. Unpaced, room for 500,000
+    // updates a second across the writers (ten times the most any server took here); a
+    // writer that fills its share stops with an error. Before, a fixed 65,536 wrapped in
+    // `ceiling`, and the readers' samples of every earlier update were dropped
+    // (BENCHMARKS.md, change 33).
     let capacity = if a.rate > 0.0 {
         (a.rate * a.duration * 1.5) as usize + 64
     } else {
-        1 << 16
+        (a.duration * 500_000.0 / writers as f64) as usize + 64
     };
     let mut reg = Registry::new(a.clients);
     let ops: Vec<Arc<Ops>> = (0..a.clients)
-        .map(|i| reg.set(i, Ops::new(Ends::Fixed(MARK_LEN), capacity)))
+        .map(|i| {
+            let ring = if i < writers { capacity } else { 1 };
+            reg.set(i, Ops::new(Ends::Fixed(MARK_LEN), ring))
+        })
         .collect();
     let reg = Arc::new(reg);
     let (finals_tx, finals_rx) = watch::channel(false);
@@ -253,6 +262,12 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
                         window == 0 || seq < c.own_acked + window
                     };
                 if may_send && !failed {
+                    if seq == capacity {
+                        c.errors.push(format!(
+                            "sent {capacity} updates, all the send instants this run can keep; measure a shorter run"
+                        ));
+                        break 'send;
+                    }
                     let frac = match at {
                         At::Start => 0.0,
                         At::Random => rng.r#gen::<f64>(),

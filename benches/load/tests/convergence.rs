@@ -159,7 +159,49 @@ async fn a_correct_server_converges() {
     for (ok, out) in runs(Fault::None).await {
         assert!(ok, "{out}");
         assert!(out.contains("\"converged\":true"), "{out}");
+        assert_every_delivery_measured(&out);
     }
+    // Unpaced too, as `ceiling` runs: readers integrate after the run, so every send
+    // instant must still be known then (BENCHMARKS.md, change 33).
+    let url = start(Fault::None).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vellum-load"))
+        .args(["--url", &url, "--label", "stub"])
+        .args([
+            "fanout",
+            "--clients",
+            "3",
+            "--writers",
+            "2",
+            "--rate",
+            "0",
+            "--window",
+            "16",
+            "--duration",
+            "1",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let out = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.contains("\"converged\":true"), "{out}");
+    assert_every_delivery_measured(&out);
+}
+
+/// Each update reaches the 2 other clients of a 3-client run, and each arrival is a
+/// latency sample: none is lost for want of its send instant.
+fn assert_every_delivery_measured(out: &str) {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON line:\n{out}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let (sent, samples) = (v["sent"].as_u64().unwrap(), v["latency"]["samples"].as_u64().unwrap());
+    assert!(sent > 0, "{line}");
+    assert_eq!(samples, sent * 2, "{line}");
 }
 
 #[tokio::test]
