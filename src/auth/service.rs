@@ -85,7 +85,7 @@ impl Auth {
 
     /// The user a bearer value names, when it is a valid session token (a JWT; not an API
     /// token), without reading the store: lets a caller read what it needs for that user
-    /// while [`Auth::authenticate`] checks the user still exists.
+    /// while [`Auth::session_user`] checks the user still exists.
     pub fn session_subject(&self, bearer: Option<&str>) -> Option<uuid::Uuid> {
         let bearer = bearer
             .map(str::trim)
@@ -107,7 +107,13 @@ impl Auth {
             return Ok(Principal::Token { user, scope });
         }
         let claims = self.keys.verify(bearer).ok_or(Error::Unauthenticated)?;
-        let user = store.user_by_id(claims.sub).await?.ok_or(Error::Unauthenticated)?;
+        Self::session_user(store, claims.sub).await
+    }
+
+    /// The principal for a verified session token's subject ([`Auth::session_subject`]):
+    /// the user, if the account still exists.
+    pub async fn session_user(store: &Store, user_id: uuid::Uuid) -> Result<Principal> {
+        let user = store.user_by_id(user_id).await?.ok_or(Error::Unauthenticated)?;
         Ok(Principal::User(user))
     }
 

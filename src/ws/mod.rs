@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use uuid::Uuid;
 
-use crate::auth::{Access, Principal};
+use crate::auth::{Access, Auth, Principal};
 use crate::collab::{ConnInput, Connection, Kill, Outbound, Peer, Ready, close};
 use crate::documents;
 use crate::error::Error;
@@ -251,10 +251,10 @@ async fn authorize(
     let (who, prefetched) = match app.auth.session_subject(token) {
         Some(user_id) => {
             let (who, found) = tokio::join!(
-                app.auth.authenticate(&app.store, token),
+                Auth::session_user(&app.store, user_id),
                 app.store.document_by_id(document_id, Some(user_id)),
             );
-            (who?, Some((user_id, found?)))
+            (who?, Some(found?))
         }
         None => (app.auth.authenticate(&app.store, token).await?, None),
     };
@@ -262,8 +262,8 @@ async fn authorize(
         return Err(Error::Unauthenticated);
     }
     let visible = match prefetched {
-        Some((user_id, found)) if who.user().map(|u| u.id) == Some(user_id) => documents::visible(&who, found),
-        _ => documents::get(&app.store, &who, document_id).await,
+        Some(found) => documents::visible(&who, found),
+        None => documents::get(&app.store, &who, document_id).await,
     };
     let visible = visible.map_err(|e| match e {
         // A document the caller can't see is refused the same way as one without access.
