@@ -166,6 +166,11 @@ pub struct Client {
     /// integrating it 9 times over. The server sees the same traffic either way.
     pub defer: bool,
     deferred: Vec<(Bytes, u64)>,
+    /// Set by [`Client::catch_up`]: from then on this client stops reading while it
+    /// integrates, so an arrival is stamped late.
+    caught_up: bool,
+    /// Latency samples taken after [`Client::catch_up`] (see [`Client::drain`]).
+    pub late_samples: u64,
 }
 
 impl Client {
@@ -196,6 +201,8 @@ impl Client {
             sync_apply: Duration::ZERO,
             defer: false,
             deferred: Vec::new(),
+            caught_up: false,
+            late_samples: 0,
         };
         let sv = c.doc.transact().state_vector();
         c.send(YMessage::Sync(SyncMessage::SyncStep1(sv)).encode_v1().into())
@@ -255,12 +262,24 @@ impl Client {
         }
     }
 
+    /// Reads until nothing has arrived for `quiet`: what the server still had in flight
+    /// when the senders stopped is stamped as it arrives, before [`Client::catch_up`]
+    /// stops reading for as long as integrating takes (seconds, after `ceiling`).
+    pub async fn drain(&mut self, quiet: Duration) {
+        while let Ok(true) = tokio::time::timeout(quiet, self.recv()).await {
+            if self.flush().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Integrates the deferred updates, each measured at its arrival, and stops deferring.
     pub fn catch_up(&mut self) {
         self.defer = false;
         for (frame, arrived) in std::mem::take(&mut self.deferred) {
             self.on_frame(&frame, arrived);
         }
+        self.caught_up = true;
     }
 
     /// Handles one frame that arrived at `now` (ns since the registry's epoch).
@@ -326,6 +345,7 @@ impl Client {
                     && sent <= now
                 {
                     self.latencies.push(((now - sent) / 1000).min(u32::MAX as u64) as u32);
+                    self.late_samples += u64::from(self.caught_up);
                 }
             }
         }

@@ -12,7 +12,7 @@ use clap::Args;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Barrier, Semaphore, mpsc, watch};
 use yrs::StateVector;
 use yrs::block::ClientID;
 
@@ -25,6 +25,12 @@ use crate::{Outcome, Target};
 const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 /// Characters per `fanout` insert: `<iiiii.sssss>`, the sender's index and sequence number.
 const MARK_LEN: u32 = 13;
+/// Once the senders stop, every client reads until nothing has arrived for this long,
+/// and all of them have, before any integrates what it deferred: integrating stops a
+/// client's reading (and takes the tool's CPU from the others), so an update still in
+/// flight would be stamped seconds late. `ceiling`'s max latency was 2.4–2.8 s, an
+/// artifact of its readers' catching up, before this (BENCHMARKS.md, change 34).
+const DRAIN_QUIET: Duration = Duration::from_millis(250);
 
 fn marker(idx: usize, seq: usize) -> String {
     format!("<{:05}.{:05}>", idx % 100_000, seq % 100_000)
@@ -63,6 +69,7 @@ struct Report {
     sent: usize,
     acked: usize,
     updates_in: u64,
+    late_samples: u64,
 }
 
 impl Report {
@@ -80,6 +87,7 @@ impl Report {
             sent,
             acked: c.own_acked,
             updates_in: c.updates_in,
+            late_samples: c.late_samples,
         }
     }
 }
@@ -214,6 +222,7 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<()>();
     let sem = Arc::new(Semaphore::new(target.args.connect_concurrency));
+    let drained = Arc::new(Barrier::new(a.clients));
     let senders: Arc<Vec<usize>> = Arc::new((0..writers).collect());
     let duration = Duration::from_secs_f64(a.duration);
     let converge_timeout = Duration::from_millis(target.args.converge_timeout_ms);
@@ -221,6 +230,7 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
     let mut tasks = Vec::new();
     for idx in 0..a.clients {
         let (url, reg, sem, ops) = (url.clone(), reg.clone(), sem.clone(), ops[idx].clone());
+        let drained = drained.clone();
         let (ready_tx, done_tx, mut go_rx, finals, senders) = (
             ready_tx.clone(),
             done_tx.clone(),
@@ -301,6 +311,8 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
             let _ = done_tx.send(());
             let mut all = finals.all.clone();
             c.idle_until(wait_true(&mut all)).await;
+            c.drain(DRAIN_QUIET).await;
+            drained.wait().await;
             c.catch_up();
             let target = finals.target(&senders);
             let complete = c.settle(&target, tokio::time::Instant::now() + converge_timeout).await;
@@ -328,12 +340,13 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
     }
     let rss_after = target.rss();
     let mut lat = Latencies::default();
-    let (mut sent, mut acked, mut updates_in) = (0, 0, 0);
+    let (mut sent, mut acked, mut updates_in, mut late) = (0, 0, 0, 0);
     for r in &mut reports {
         lat.extend(std::mem::take(&mut r.latencies));
         sent += r.sent;
         acked += r.acked;
         updates_in += r.updates_in;
+        late += r.late_samples;
     }
     let s = lat.summary();
     let expected_len = sent * MARK_LEN as usize;
@@ -359,6 +372,7 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
         "acked_per_s": round3(acked as f64 / send_wall),
         "delivered_per_s": round3(delivered),
         "updates_in": updates_in,
+        "late_samples": late,
         "connect": ct.summary().json(),
         "rss": rss_json(rss_before, rss_after, Some(("client", a.clients))),
         "rss_connected_kib": rss_connected,
@@ -730,6 +744,7 @@ impl Report {
             sent: 0,
             acked: 0,
             updates_in: c.updates_in,
+            late_samples: c.late_samples,
         }
     }
 }
@@ -799,6 +814,7 @@ pub async fn trace(target: &Target, a: TraceArgs) -> anyhow::Result<Outcome> {
         let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<()>();
         let sem = Arc::new(Semaphore::new(target.args.connect_concurrency));
+        let drained = Arc::new(Barrier::new(k * per));
         let converge_timeout = Duration::from_millis(target.args.converge_timeout_ms);
         let mut tasks = Vec::new();
         for d in 0..k {
@@ -808,7 +824,7 @@ pub async fn trace(target: &Target, a: TraceArgs) -> anyhow::Result<Outcome> {
                 let (ready_tx, done_tx, mut go_rx, finals) =
                     (ready_tx.clone(), done_tx.clone(), go_rx.clone(), finals.clone());
                 let (t, schedule, ops) = (t.clone(), schedule.clone(), (r == 0).then(|| ops[d].clone()));
-                let expected = expected.clone();
+                let (expected, drained) = (expected.clone(), drained.clone());
                 tasks.push(tokio::spawn(async move {
                     let mut c = match open(&url, idx, &reg, &sem).await {
                         Ok((c, time)) => {
@@ -844,6 +860,8 @@ pub async fn trace(target: &Target, a: TraceArgs) -> anyhow::Result<Outcome> {
                     let _ = done_tx.send(());
                     let mut all = finals.all.clone();
                     c.idle_until(wait_true(&mut all)).await;
+                    c.drain(DRAIN_QUIET).await;
+                    drained.wait().await;
                     c.catch_up();
                     let target = finals.target(&[d * per]);
                     let deadline = tokio::time::Instant::now() + converge_timeout;
@@ -872,10 +890,11 @@ pub async fn trace(target: &Target, a: TraceArgs) -> anyhow::Result<Outcome> {
             }
         }
         let mut lat = Latencies::default();
-        let mut sent = 0;
+        let (mut sent, mut late) = (0, 0);
         for r in &mut reports {
             lat.extend(std::mem::take(&mut r.latencies));
             sent += r.sent;
+            late += r.late_samples;
         }
         let s = lat.summary();
         let step_failure = converge(&reports, &docs, &|_| Some(expected.to_string()));
@@ -890,6 +909,7 @@ pub async fn trace(target: &Target, a: TraceArgs) -> anyhow::Result<Outcome> {
         steps.push(json!({
             "typists": k, "readers": k * a.readers, "latency": s.json(), "sent": sent,
             "sent_per_s": round3(sent as f64 / wall), "delivered_per_s": round3(s.samples as f64 / wall),
+            "late_samples": late,
             "pass": pass, "cpu": cpu_json,
         }));
         if step_failure.is_some() {
