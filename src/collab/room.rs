@@ -32,8 +32,9 @@ const INLINE_ENCODE_BYTES: usize = 256 * 1024;
 const INLINE_APPLY_BYTES: usize = 4 * 1024;
 /// ...unless they delete more than this many clocks (characters, elements)...
 const INLINE_DELETED_CLOCKS: u64 = 4096;
-/// ...or one inline apply in the room, on a document over `INLINE_ENCODE_BYTES`, took
-/// more CPU time than this (unoptimized builds, as in tests, run yrs tens of times slower).
+/// ...or two inline applies in a row in the room, on a document over
+/// `INLINE_ENCODE_BYTES`, took longer than this, the second in CPU time (unoptimized
+/// builds, as in tests, run yrs tens of times slower).
 const INLINE_SLOW: Duration = Duration::from_millis(if cfg!(debug_assertions) { 50 } else { 1 });
 /// A snapshot rewrites the whole document, so on a big one it waits until the updates
 /// since the last come to 1 / this of it: a 1 MB document typed into at 30 bytes per
@@ -203,6 +204,9 @@ struct Room {
     unload_at: Option<Instant>,
     /// An inline apply took more than `INLINE_SLOW`: apply on the blocking pool.
     slow_applies: bool,
+    /// The last inline apply took more than `INLINE_SLOW` of wall time: time the next
+    /// one in CPU time.
+    suspect_slow: bool,
 }
 
 /// What `Room::apply_inline` did: applied the update (`Err` if yrs panicked), or left it
@@ -254,6 +258,7 @@ async fn run(collab: Collab, id: Uuid, generation: u64, mut rx: mpsc::Receiver<C
         inflight: FuturesOrdered::new(),
         unload_at: Some(Instant::now() + Duration::from_millis(collab_grace)),
         slow_applies: false,
+        suspect_slow: false,
     };
     // While the document is being built (milliseconds for a big one), joins are taken
     // and a fresh client's sync step 1 is answered with the stored state as it is in the
@@ -733,29 +738,40 @@ impl Room {
     /// deleting (a few bytes can delete a whole document) and pathological histories, so
     /// a large delete goes to the blocking pool. On a document under
     /// `INLINE_ENCODE_BYTES` the rest is bounded by its size; on a larger one each inline
-    /// apply's CPU time is measured (the wall clock would count the thread being
-    /// preempted, common on a busy machine), and after one over `INLINE_SLOW` the room
+    /// apply is timed on the wall clock, and one over `INLINE_SLOW` makes the room time
+    /// the next in CPU time (the wall clock also counts the thread being preempted,
+    /// common on a busy machine, and reading the thread's CPU clock is a system call,
+    /// 6% of the server's time at the throughput ceiling when every apply read it:
+    /// BENCHMARKS.md, change 35). After one over `INLINE_SLOW` in CPU time the room
     /// applies every update on the blocking pool.
     /// `fault` and `slow` are injected faults (`Collab::inject_apply_panic`, `inject_slow_apply`).
     fn apply_inline(&mut self, data: &[u8], fault: bool, slow: bool, cap: usize) -> Inline {
         if data.len() > INLINE_APPLY_BYTES || self.slow_applies {
             return Inline::Heavy;
         }
-        let started = (self.size >= INLINE_ENCODE_BYTES).then(thread_cpu_time);
+        let timed = self.size >= INLINE_ENCODE_BYTES;
+        let cpu_started = (timed && self.suspect_slow).then(thread_cpu_time);
+        let wall_started = (timed && !self.suspect_slow).then(std::time::Instant::now);
         let outcome = catch_unwind(AssertUnwindSafe(|| match check(&self.doc, data, cap) {
             Err(outcome) => Some(outcome),
             Ok(checked) if checked.deleted > INLINE_DELETED_CLOCKS => None,
             Ok(checked) => Some(integrate(&self.doc, checked.update, fault, cap)),
         }));
-        if let Some(started) = started {
-            while slow && thread_cpu_time().saturating_sub(started) <= INLINE_SLOW {
+        if timed && slow {
+            let spun = thread_cpu_time();
+            while thread_cpu_time().saturating_sub(spun) <= INLINE_SLOW {
                 std::hint::spin_loop();
             }
+        }
+        if let Some(started) = cpu_started {
+            self.suspect_slow = false;
             let took = thread_cpu_time().saturating_sub(started);
             if took > INLINE_SLOW {
                 tracing::debug!(document = %self.id, ?took, "slow inline apply; applying on the blocking pool from now on");
                 self.slow_applies = true;
             }
+        } else if wall_started.is_some_and(|t| t.elapsed() > INLINE_SLOW) {
+            self.suspect_slow = true;
         }
         match outcome {
             Ok(Some(outcome)) => Inline::Done(Ok(outcome)),
