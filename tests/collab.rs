@@ -942,6 +942,49 @@ async fn big_documents_apply_inline_and_on_the_pool(backend: Backend) {
     assert_eq!(fresh_view(&app, doc_id).await.0, writer.text());
 }
 
+/// The group-commit writer keeps its pooled connection while batches follow one another
+/// and gives it back once its queue is empty (`collab::writer`); with a pool of one it
+/// never keeps it, since snapshots, loads and session rows need that connection too.
+async fn the_writer_keeps_a_connection_only_while_busy(backend: Backend) {
+    for pool in [1, 3] {
+        let app = app_with(backend, |c| {
+            c.database.max_connections = pool;
+            c.collab.snapshot_every_updates = 2;
+        })
+        .await;
+        let store = &app.state.store;
+        let doc_id = new_document(&app).await;
+        let mut rng = StdRng::seed_from_u64(u64::from(pool));
+        let (mut writer, mut reader) = (Client::new(1), Client::new(2));
+        writer.connect(&app.state.collab, doc_id, false).await;
+        reader.connect(&app.state.collab, doc_id, false).await;
+        for _ in 0..20 {
+            for _ in 0..20 {
+                writer.edit(&mut rng);
+            }
+            // While the writer commits (and snapshots are written), the database still
+            // answers everyone else.
+            let (_, loaded) = tokio::join!(writer.flush(usize::MAX), store.load_document_state(doc_id));
+            loaded.unwrap();
+            reader.pump(usize::MAX).await;
+        }
+        writer.sync().await;
+        reader.sync().await;
+        assert_eq!(reader.text(), writer.text(), "pool of {pool}");
+        assert_eq!(fresh_view(&app, doc_id).await.0, writer.text(), "pool of {pool}");
+        // Once nothing is queued, every connection is back in the pool.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while store.connections_in_use() > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "pool of {pool}: {} connections kept",
+                store.connections_in_use()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
 /// A room loaded with updates in the log after the last snapshot (a node that stopped
 /// without its final snapshots) counts them: unloading compacts them into a snapshot,
 /// even when nobody edited, and the next open is answered from that one snapshot.
@@ -977,6 +1020,7 @@ async fn logged_updates_count_toward_snapshots(backend: Backend) {
 }
 
 both_backends!(
+    the_writer_keeps_a_connection_only_while_busy,
     big_documents_apply_inline_and_on_the_pool,
     logged_updates_count_toward_snapshots,
     fresh_clients_are_answered_while_loading,

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::store::{NewUpdate, Store};
+use crate::store::{HeldConnection, NewUpdate, Store};
 
 pub type WriteResult = Result<(), String>;
 
@@ -57,8 +57,17 @@ impl Writer {
     }
 }
 
+/// Commits what is queued, a batch at a time. The pooled connection is kept while
+/// batches follow one another and given back once the queue is empty: sqlx pings a
+/// connection each time it goes back to the pool (a round trip to SQLite's worker
+/// thread, or to the database server), and the next batch would wait for the pool
+/// again (BENCHMARKS.md, change 36). With a pool of one connection it is never kept:
+/// snapshots, loads and session rows need it too, and on SQLite a snapshot holding the
+/// write turn would wait for it while this task, holding it, waits for the turn.
 async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
     let mut batch = Vec::with_capacity(max_batch);
+    let keep = store.pool_size() >= 2;
+    let mut held: Option<HeldConnection> = None;
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let rows: Vec<NewUpdate<'_>> = batch
             .iter()
@@ -69,13 +78,16 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
                 author_id: j.author,
             })
             .collect();
-        let result = store.append_updates(&rows).await.map_err(|e| {
+        let result = store.append_updates_on(&mut held, &rows).await.map_err(|e| {
             tracing::error!(error = ?e, rows = rows.len(), "group commit failed");
             format!("{e:#}")
         });
         drop(rows);
         for job in batch.drain(..) {
             let _ = job.reply.send(result.clone());
+        }
+        if !keep || rx.is_empty() {
+            held = None;
         }
     }
 }

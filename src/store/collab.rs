@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Pool, Store, now, on_db};
+use super::{Held, HeldConnection, Pool, Store, now, on_db};
 
 /// One update to append, as part of a group commit.
 #[derive(Clone, Copy)]
@@ -78,13 +78,37 @@ impl Store {
     /// commit per batch whatever its size. PostgreSQL takes the whole batch in one
     /// statement, as arrays; SQLite in multi-row inserts of up to 100 rows.
     pub async fn append_updates(&self, updates: &[NewUpdate<'_>]) -> anyhow::Result<()> {
+        self.append_updates_on(&mut None, updates).await
+    }
+
+    /// [`Store::append_updates`] on the connection in `held`, or on one taken from the
+    /// pool and left there for the next call. After an error `held` is emptied (the
+    /// connection goes back for the pool's check). The write turn comes first, then
+    /// the connection: a snapshot holding the turn may be waiting for one.
+    pub async fn append_updates_on(
+        &self,
+        held: &mut Option<HeldConnection>,
+        updates: &[NewUpdate<'_>],
+    ) -> anyhow::Result<()> {
         if updates.is_empty() {
             return Ok(());
         }
-        let created = now();
         let _turn = self.write_turn().await;
-        let p = match &self.pool {
-            Pool::Postgres(p) => {
+        let mut conn = match held.take() {
+            Some(c) => c,
+            None => self.hold_connection().await?,
+        };
+        let result = self.append_updates_held(&mut conn, updates).await;
+        if result.is_ok() {
+            *held = Some(conn);
+        }
+        result
+    }
+
+    async fn append_updates_held(&self, conn: &mut HeldConnection, updates: &[NewUpdate<'_>]) -> anyhow::Result<()> {
+        let created = now();
+        let c = match &mut conn.0 {
+            Held::Postgres(c) => {
                 // One statement for any batch, its rows as arrays: multi-row VALUES made
                 // every batch size a statement of its own, parsed and planned again and
                 // again by the database server (BENCHMARKS.md, change 29).
@@ -96,21 +120,21 @@ impl Store {
                     .bind(updates.iter().map(|u| u.data).collect::<Vec<_>>())
                     .bind(updates.iter().map(|u| u.author_id).collect::<Vec<_>>())
                     .bind(created)
-                    .execute(p)
+                    .execute(&mut **c)
                     .await?;
                 return Ok(());
             }
-            Pool::Sqlite(p) => p,
+            Held::Sqlite(c) => c,
         };
         if updates.len() <= ROWS_PER_STATEMENT {
             // One statement is atomic on its own: without BEGIN and COMMIT the batch costs
             // one round trip to SQLite's worker thread instead of three, with the same
             // single commit (BENCHMARKS.md, "fan-out").
             let sql = update_rows(updates.len());
-            bind_updates(&sql, updates, created).execute(p).await?;
+            bind_updates(&sql, updates, created).execute(&mut **c).await?;
             return Ok(());
         }
-        let mut tx = p.begin().await?;
+        let mut tx = sqlx::Connection::begin(&mut **c).await?;
         for chunk in updates.chunks(ROWS_PER_STATEMENT) {
             let sql = update_rows(chunk.len());
             bind_updates(&sql, chunk, created).execute(&mut *tx).await?;

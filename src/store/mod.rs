@@ -48,6 +48,15 @@ enum Pool {
     Postgres(PgPool),
 }
 
+/// A pooled connection kept by its holder across several writes
+/// ([`Store::hold_connection`]); back to the pool when dropped.
+pub struct HeldConnection(Held);
+
+enum Held {
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -180,10 +189,24 @@ impl Store {
         }
     }
 
+    /// Takes a connection from the pool until the returned handle is dropped.
+    pub async fn hold_connection(&self) -> anyhow::Result<HeldConnection> {
+        Ok(HeldConnection(match &self.pool {
+            Pool::Sqlite(p) => Held::Sqlite(p.acquire().await?),
+            Pool::Postgres(p) => Held::Postgres(p.acquire().await?),
+        }))
+    }
+
     /// The most connections the pool opens (`database.max_connections`, or the
     /// backend's automatic size when that is 0).
     pub fn pool_size(&self) -> u32 {
         on_db!(self, p => p.options().get_max_connections())
+    }
+
+    /// Pooled connections open and not idle in the pool, for tests.
+    #[doc(hidden)]
+    pub fn connections_in_use(&self) -> usize {
+        on_db!(self, p => (p.size() as usize).saturating_sub(p.num_idle()))
     }
 
     pub async fn close(&self) {
