@@ -190,6 +190,18 @@ impl Outbound {
         self.0.lock().pop()
     }
 
+    /// Up to `max` queued frames, in order, taken under one lock (the room queues
+    /// under the same lock while the socket writes). The queue's buffer goes with
+    /// them when they are all of it, as [`Outbound::try_recv`] gives it back.
+    pub fn take(&mut self, max: usize) -> VecDeque<Bytes> {
+        let mut s = self.0.lock();
+        if s.frames.len() <= max {
+            std::mem::take(&mut s.frames)
+        } else {
+            s.frames.drain(..max).collect()
+        }
+    }
+
     /// The next frame; `None` once the room let the connection go and the queue is empty.
     pub async fn recv(&mut self) -> Option<Bytes> {
         self.0
@@ -302,6 +314,24 @@ mod tests {
         // A kill comes before anything queued.
         kill.kill(4000, "bye");
         assert!(matches!(rx.ready().await, Ready::Killed(4000, r) if r == "bye"));
+    }
+
+    /// `take` hands over at most `max` frames, in order; the rest stay queued, and a
+    /// queue taken whole holds no buffer.
+    #[test]
+    fn take_hands_over_frames_in_order() {
+        let (tx, mut rx, _kill) = pair(8);
+        for i in 0..5u8 {
+            assert!(tx.try_send(Bytes::from(vec![i])).is_ok());
+        }
+        let frames = |q: VecDeque<Bytes>| q.into_iter().map(|b| b[0]).collect::<Vec<u8>>();
+        assert_eq!(frames(rx.take(3)), [0, 1, 2]);
+        assert_eq!(frames(rx.take(3)), [3, 4]);
+        assert!(rx.is_empty());
+        assert_eq!(rx.0.lock().frames.capacity(), 0);
+        assert!(rx.take(3).is_empty());
+        assert!(tx.try_send(Bytes::from_static(b"\x05")).is_ok());
+        assert_eq!(frames(rx.take(3)), [5]);
     }
 
     /// The socket task waiting in `ready` (through its waker slot, not the `Notify`) is

@@ -476,12 +476,11 @@ const MAX_BATCH_FRAMES: usize = 64;
 /// socket is gone. A write the client does not read could wait forever: a kill (the
 /// room's "too far behind", say) ends it.
 async fn send_queued(socket: &mut Socket, outbound: &mut Outbound, kill: &Kill) -> bool {
-    let mut out = Vec::new();
-    for _ in 0..MAX_BATCH_FRAMES {
-        match outbound.try_recv() {
-            Some(f) => frame::binary(&mut out, &f),
-            None => break,
-        }
+    let frames = outbound.take(MAX_BATCH_FRAMES);
+    // A frame's header is at most 10 bytes.
+    let mut out = Vec::with_capacity(frames.iter().map(|f| f.len() + 10).sum());
+    for f in frames {
+        frame::binary(&mut out, &f);
     }
     tokio::select! {
         r = socket.send(&out) => r.is_ok(),
