@@ -48,6 +48,7 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     pub sqlite_synchronous: SqliteSynchronous,
     pub sqlite_cache_kib: u32,
+    pub sqlite_commit_cache_kib: u32,
     pub busy_timeout_ms: u64,
 }
 

@@ -447,6 +447,46 @@ async fn automatic_pool_size(backend: Backend) {
     assert_eq!(db.store().await.pool_size(), 3);
 }
 
+/// A connection taken for group commits has the larger page cache
+/// (`database.sqlite_commit_cache_kib`) until it is released, and goes back to the pool
+/// with the usual one; one dropped without being released is closed, never pooled with
+/// the larger cache.
+#[tokio::test]
+async fn sqlite_commit_connections_give_their_cache_back() {
+    let mut db = TestDb::new(Backend::Sqlite).await;
+    db.config.database.max_connections = 2;
+    db.config.database.sqlite_cache_kib = 256;
+    db.config.database.sqlite_commit_cache_kib = 2048;
+    let store = db.store().await;
+    let usual = async || {
+        let mut a = store.hold_connection().await.unwrap();
+        let mut b = store.hold_connection().await.unwrap();
+        assert_eq!(store.open_connections(), 2);
+        for c in [&mut a, &mut b] {
+            assert_eq!(store.page_cache_kib(c).await.unwrap(), Some(256));
+        }
+    };
+    for released in [true, false] {
+        let mut commits = store.hold_commit_connection().await.unwrap();
+        assert_eq!(store.page_cache_kib(&mut commits).await.unwrap(), Some(2048));
+        if released {
+            store.release(commits).await;
+        } else {
+            drop(commits);
+            // Closed in the background: the pool opens another when asked.
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            while store.open_connections() == 2 {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the enlarged connection was pooled"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+        usual().await;
+    }
+}
+
 /// PostgreSQL compresses large values with lz4 where the server has it (migration 0003):
 /// a fresh client's open reads the whole snapshot, and lz4 reads back faster than pglz.
 #[tokio::test]

@@ -352,6 +352,8 @@ impl Collab {
                 let _ = done.await;
             }
         }
+        // Every room's last update is committed: the pool may close.
+        self.shared.writer.release_connection();
     }
 
     /// Test hook: the next update applied to `document_id` panics inside the room.

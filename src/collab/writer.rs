@@ -4,13 +4,18 @@
 //! (up to `max_batch`) in one transaction with multi-row inserts. Replies go out in
 //! submission order, so a room's updates become durable in the order it sent them.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::store::{HeldConnection, NewUpdate, Store};
 
 pub type WriteResult = Result<(), String>;
+
+/// How long the group commit keeps its connection with nothing to write.
+const KEEP_IDLE: std::time::Duration = std::time::Duration::from_millis(250);
 
 struct Job {
     document_id: Uuid,
@@ -23,6 +28,8 @@ struct Job {
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::Sender<Job>,
+    /// Asks the task to give its kept connection back now (at shutdown).
+    release: Arc<Notify>,
 }
 
 impl Writer {
@@ -30,8 +37,15 @@ impl Writer {
         // Bounded: when the database falls behind, rooms wait here instead of
         // queueing without limit.
         let (tx, rx) = mpsc::channel(max_batch * 8);
-        tokio::spawn(run(store, rx, max_batch));
-        Self { tx }
+        let release = Arc::new(Notify::new());
+        tokio::spawn(run(store, rx, max_batch, release.clone()));
+        Self { tx, release }
+    }
+
+    /// Gives the kept connection back to the pool now rather than after [`KEEP_IDLE`]:
+    /// closing the pool waits for it.
+    pub fn release_connection(&self) {
+        self.release.notify_one();
     }
 
     /// Queues an update; the receiver resolves once it is committed (or failed).
@@ -58,17 +72,44 @@ impl Writer {
 }
 
 /// Commits what is queued, a batch at a time. The pooled connection is kept while
-/// batches follow one another and given back once the queue is empty: sqlx pings a
-/// connection each time it goes back to the pool (a round trip to SQLite's worker
-/// thread, or to the database server), and the next batch would wait for the pool
-/// again (BENCHMARKS.md, change 36). With a pool of one connection it is never kept:
-/// snapshots, loads and session rows need it too, and on SQLite a snapshot holding the
-/// write turn would wait for it while this task, holding it, waits for the turn.
-async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+/// batches follow one another, and given back [`KEEP_IDLE`] after the last:
+/// sqlx pings a connection each time it goes back to the pool (a round trip to SQLite's
+/// worker thread, or to the database server), and the next batch would wait for the
+/// pool again (BENCHMARKS.md, change 36). On SQLite the kept connection has a larger page
+/// cache (`database.sqlite_commit_cache_kib`): with many documents edited at once every
+/// commit touches a page of the log per document, and the pooled connections' caches
+/// are small (change 38). With a pool of one connection nothing is kept: snapshots,
+/// loads and session rows need it too, and on SQLite a snapshot holding the write turn
+/// would wait for it while this task, holding it, waits for the turn.
+async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize, release: Arc<Notify>) {
     let mut batch = Vec::with_capacity(max_batch);
     let keep = store.pool_size() >= 2;
     let mut held: Option<HeldConnection> = None;
-    while rx.recv_many(&mut batch, max_batch).await > 0 {
+    loop {
+        let received = match held.take() {
+            None => rx.recv_many(&mut batch, max_batch).await,
+            Some(conn) => {
+                let received = tokio::select! {
+                    n = rx.recv_many(&mut batch, max_batch) => Some(n),
+                    _ = tokio::time::sleep(KEEP_IDLE) => None,
+                    _ = release.notified() => None,
+                };
+                let Some(n) = received else {
+                    store.release(conn).await;
+                    continue;
+                };
+                held = Some(conn);
+                n
+            }
+        };
+        if received == 0 {
+            break;
+        }
+        if keep && held.is_none() {
+            // On an error here the batch goes through a plain pooled connection, whose
+            // error (if any) is the batch's.
+            held = store.hold_commit_connection().await.ok();
+        }
         let rows: Vec<NewUpdate<'_>> = batch
             .iter()
             .map(|j| NewUpdate {
@@ -86,8 +127,11 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
         for job in batch.drain(..) {
             let _ = job.reply.send(result.clone());
         }
-        if !keep || rx.is_empty() {
-            held = None;
+        if !keep && let Some(conn) = held.take() {
+            store.release(conn).await;
         }
+    }
+    if let Some(conn) = held.take() {
+        store.release(conn).await;
     }
 }

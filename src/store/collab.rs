@@ -107,7 +107,7 @@ impl Store {
 
     async fn append_updates_held(&self, conn: &mut HeldConnection, updates: &[NewUpdate<'_>]) -> anyhow::Result<()> {
         let created = now();
-        let c = match &mut conn.0 {
+        let c = match &mut conn.held {
             Held::Postgres(c) => {
                 // One statement for any batch, its rows as arrays: multi-row VALUES made
                 // every batch size a statement of its own, parsed and planned again and

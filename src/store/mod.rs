@@ -40,6 +40,9 @@ pub struct Store {
     /// turns here instead, woken the moment the previous one ends (BENCHMARKS.md,
     /// change 15). Unused on PostgreSQL, which locks rows.
     write_turns: Arc<tokio::sync::Mutex<()>>,
+    /// SQLite: the page cache (KiB) of a connection taken for group commits, and the one
+    /// it goes back to (`database.sqlite_commit_cache_kib`, `sqlite_cache_kib`).
+    commit_cache: Option<(u32, u32)>,
 }
 
 #[derive(Clone)]
@@ -49,8 +52,23 @@ enum Pool {
 }
 
 /// A pooled connection kept by its holder across several writes
-/// ([`Store::hold_connection`]); back to the pool when dropped.
-pub struct HeldConnection(Held);
+/// ([`Store::hold_connection`]); back to the pool when dropped. One taken with
+/// [`Store::hold_commit_connection`] has a larger page cache on SQLite: give it back
+/// with [`Store::release`], which restores the cache; dropped otherwise, it is closed
+/// rather than left in the pool with the larger cache.
+pub struct HeldConnection {
+    held: Held,
+    /// Its page cache is the commit cache, to be restored before it is pooled again.
+    enlarged: bool,
+}
+
+impl Drop for HeldConnection {
+    fn drop(&mut self) {
+        if let (true, Held::Sqlite(c)) = (self.enlarged, &mut self.held) {
+            c.close_on_drop();
+        }
+    }
+}
 
 enum Held {
     Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
@@ -122,6 +140,7 @@ impl Store {
             return Ok(Self {
                 pool: Pool::Postgres(pool),
                 write_turns: Arc::default(),
+                commit_cache: None,
             });
         }
         let opts = if url.is_empty() {
@@ -153,9 +172,12 @@ impl Store {
             .connect_with(opts)
             .await
             .context("opening SQLite database")?;
+        let commit_cache = (db.sqlite_commit_cache_kib != 0 && db.sqlite_commit_cache_kib != db.sqlite_cache_kib)
+            .then_some((db.sqlite_commit_cache_kib, db.sqlite_cache_kib));
         Ok(Self {
             pool: Pool::Sqlite(pool),
             write_turns: Arc::default(),
+            commit_cache,
         })
     }
 
@@ -191,16 +213,66 @@ impl Store {
 
     /// Takes a connection from the pool until the returned handle is dropped.
     pub async fn hold_connection(&self) -> anyhow::Result<HeldConnection> {
-        Ok(HeldConnection(match &self.pool {
+        let held = match &self.pool {
             Pool::Sqlite(p) => Held::Sqlite(p.acquire().await?),
             Pool::Postgres(p) => Held::Postgres(p.acquire().await?),
-        }))
+        };
+        Ok(HeldConnection { held, enlarged: false })
+    }
+
+    /// [`Store::hold_connection`] for a run of group commits: on SQLite its page cache
+    /// grows to `database.sqlite_commit_cache_kib` until [`Store::release`].
+    pub async fn hold_commit_connection(&self) -> anyhow::Result<HeldConnection> {
+        let mut conn = self.hold_connection().await?;
+        if let (Some((busy, _)), Held::Sqlite(c)) = (self.commit_cache, &mut conn.held) {
+            conn.enlarged = true;
+            sqlx::query(&format!("pragma cache_size = -{busy}"))
+                .execute(&mut **c)
+                .await?;
+        }
+        Ok(conn)
+    }
+
+    /// Gives a held connection back to the pool, with its usual page cache (one whose
+    /// cache cannot be restored is closed instead).
+    pub async fn release(&self, mut conn: HeldConnection) {
+        if let (true, Some((_, usual)), Held::Sqlite(c)) = (conn.enlarged, self.commit_cache, &mut conn.held) {
+            match sqlx::query(&format!("pragma cache_size = -{usual}"))
+                .execute(&mut **c)
+                .await
+            {
+                Ok(_) => conn.enlarged = false,
+                Err(e) => tracing::warn!(error = %e, "could not restore a connection's page cache; closing it"),
+            }
+            drop(conn);
+            // The pages SQLite just freed are scattered over its worker thread's malloc
+            // arena, which keeps them; give them back to the system.
+            trim_malloc();
+        }
     }
 
     /// The most connections the pool opens (`database.max_connections`, or the
     /// backend's automatic size when that is 0).
     pub fn pool_size(&self) -> u32 {
         on_db!(self, p => p.options().get_max_connections())
+    }
+
+    /// The page cache of a held SQLite connection, in KiB (`None` on PostgreSQL), for tests.
+    #[doc(hidden)]
+    pub async fn page_cache_kib(&self, conn: &mut HeldConnection) -> anyhow::Result<Option<i64>> {
+        match &mut conn.held {
+            Held::Sqlite(c) => {
+                let size: i64 = sqlx::query_scalar("pragma cache_size").fetch_one(&mut **c).await?;
+                Ok(Some(-size))
+            }
+            Held::Postgres(_) => Ok(None),
+        }
+    }
+
+    /// Pooled connections open, busy or idle, for tests.
+    #[doc(hidden)]
+    pub fn open_connections(&self) -> u32 {
+        on_db!(self, p => p.size())
     }
 
     /// Pooled connections open and not idle in the pool, for tests.
@@ -213,6 +285,16 @@ impl Store {
         on_db!(self, p => p.close().await)
     }
 }
+
+/// Returns the free memory of every malloc arena to the system (glibc).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_malloc() {
+    // SAFETY: malloc_trim only releases free memory; it is safe to call at any time.
+    unsafe { libc::malloc_trim(0) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_malloc() {}
 
 /// The current time at millisecond precision, so that values read back from
 /// either backend compare equal to what was written.
