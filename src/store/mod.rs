@@ -246,8 +246,9 @@ impl Store {
             }
             drop(conn);
             // The pages SQLite just freed are scattered over its worker thread's malloc
-            // arena, which keeps them; give them back to the system.
-            trim_malloc();
+            // arena, which keeps them; give them back to the system. Trimming walks
+            // every arena, so off the executor.
+            tokio::task::spawn_blocking(trim_malloc);
         }
     }
 
