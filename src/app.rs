@@ -137,8 +137,16 @@ pub fn router(state: AppState) -> Router {
             request_timeout(&state.config),
             body_deadline,
         ))
+        .layer(middleware::from_fn(note_churn))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// Every request allocates and frees (buffers, headers, query results): noted, so the
+/// memory a burst of them freed goes back to the system once they stop (`memory`).
+async fn note_churn(req: Request, next: Next) -> Response {
+    crate::memory::churned();
+    next.run(req).await
 }
 
 /// The span tower-http's trace layer opens per request, as its default one (at debug
@@ -272,6 +280,7 @@ pub async fn serve(
         collab.shutdown().await;
         let _ = stop_tx.send(());
     };
+    let trimmer = crate::memory::spawn_trimmer(Duration::from_millis(state.config.server.trim_memory_after_ms));
     let mut server = tokio::spawn(accept(listener, router(state), header_timeout, stopping));
     tokio::select! {
         res = &mut server => res.context("server task")?,
@@ -286,6 +295,9 @@ pub async fn serve(
         tracing::warn!(error = ?e, "could not clear this node's sessions");
     }
     store.close().await;
+    if let Some(trimmer) = trimmer {
+        trimmer.abort();
+    }
     Ok(())
 }
 

@@ -39,6 +39,7 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     pub shutdown_grace_secs: u64,
     pub request_timeout_secs: u64,
+    pub trim_memory_after_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -10,6 +10,7 @@ pub mod content;
 pub mod documents;
 pub mod error;
 pub mod graphql;
+pub mod memory;
 pub mod publishing;
 pub mod rest;
 pub mod slots;

@@ -131,6 +131,31 @@ async fn sessions_follow_connections(backend: Backend) {
     until(0).await;
 }
 
+/// Once a burst of connections is over, the server hands what they freed back to the
+/// system (`server.trim_memory_after_ms`; BENCHMARKS.md, change 39). Other tests in this
+/// binary churn too and can put the trim off, by at most 120 ticks of 500 ms.
+#[tokio::test]
+async fn memory_is_trimmed_after_a_burst_of_connections() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    let base = serve(&app).await;
+    let (owner, _) = app.register("owner@example.com", "Owner").await;
+    let doc = app.create_doc(&owner, "Burst").await;
+    let url = format!("{base}/ws/doc/{}?token={owner}", doc["id"].as_str().unwrap());
+    let before = vellum::memory::TRIMMER.trims();
+    let mut sockets = Vec::new();
+    for _ in 0..20 {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("upgrade");
+        ws.next().await.expect("the room's sync step 1").unwrap();
+        sockets.push(ws);
+    }
+    drop(sockets);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
+    while vellum::memory::TRIMMER.trims() == before {
+        assert!(tokio::time::Instant::now() < deadline, "no trim after the burst");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// A client gets `server.request_timeout_secs` to send a request's headers, and as long
 /// for its body: one that sends either slowly or sends nothing (slowloris) is cut off,
 /// and so is a kept-alive connection idle that long; a WebSocket, once upgraded, is not.

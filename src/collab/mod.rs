@@ -93,6 +93,7 @@ impl ConnInput {
 impl Drop for ConnInput {
     fn drop(&mut self) {
         self.collab.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        crate::memory::churned();
         let _ = self.room.tx.try_send(Cmd::Leave { conn: self.id }).or_else(|e| {
             // The room's queue is full: leave from a task rather than lose the leave.
             let tx = self.room.tx.clone();

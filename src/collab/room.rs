@@ -981,6 +981,7 @@ impl Room {
             return Flow::Continue;
         }
         drain(rx, || JoinRefused::Retry);
+        crate::memory::churned(); // the document's memory is freed as the room stops
         tracing::debug!(document = %self.id, "room unloaded");
         Flow::Stop
     }

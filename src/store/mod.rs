@@ -248,7 +248,7 @@ impl Store {
             // The pages SQLite just freed are scattered over its worker thread's malloc
             // arena, which keeps them; give them back to the system. Trimming walks
             // every arena, so off the executor.
-            tokio::task::spawn_blocking(trim_malloc);
+            tokio::task::spawn_blocking(crate::memory::trim);
         }
     }
 
@@ -286,16 +286,6 @@ impl Store {
         on_db!(self, p => p.close().await)
     }
 }
-
-/// Returns the free memory of every malloc arena to the system (glibc).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn trim_malloc() {
-    // SAFETY: malloc_trim only releases free memory; it is safe to call at any time.
-    unsafe { libc::malloc_trim(0) };
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim_malloc() {}
 
 /// The current time at millisecond precision, so that values read back from
 /// either backend compare equal to what was written.
