@@ -487,6 +487,28 @@ async fn sqlite_commit_connections_give_their_cache_back() {
     }
 }
 
+/// After a quiet spell the server empties SQLite's page caches (`memory::release_caches`,
+/// run by the trimmer): the pages a read left in them are freed, and the next read
+/// takes them from the file again.
+#[tokio::test]
+async fn sqlite_page_caches_can_be_emptied() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = db.store().await;
+    let owner = user(&store, "o@example.com").await;
+    let d = store.create_document(owner.id, "T", "t").await.unwrap().unwrap();
+    let state: Vec<u8> = (0..50_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    store.write_snapshot(d.id, &state, 1).await.unwrap();
+    let read = || async { store.load_document_state(d.id).await.unwrap().snapshot.unwrap().0 };
+    assert_eq!(read().await, state);
+    let freed = vellum::memory::release_caches();
+    assert!(
+        freed >= state.len(),
+        "freed {freed} bytes, the snapshot alone is {}",
+        state.len()
+    );
+    assert_eq!(read().await, state, "read back from the file");
+}
+
 /// PostgreSQL compresses large values with lz4 where the server has it (migration 0003):
 /// a fresh client's open reads the whole snapshot, and lz4 reads back faster than pglz.
 #[tokio::test]
