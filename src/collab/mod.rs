@@ -357,7 +357,8 @@ impl Collab {
         self.shared.writer.release_connection();
     }
 
-    /// Test hook: the next update applied to `document_id` panics inside the room.
+    /// Test hook: the next update applied to `document_id` panics inside the room (an
+    /// empty one, `[0, 0]`, does not count).
     #[doc(hidden)]
     pub fn inject_apply_panic(&self, document_id: Uuid) {
         self.shared
@@ -367,7 +368,7 @@ impl Collab {
             .insert(document_id, Fault::Panic);
     }
 
-    /// Test hook: the next update applied to `document_id` on the room's own thread takes
+    /// Test hook: the next update (not an empty one) applied to `document_id` on the room's own thread takes
     /// longer than `INLINE_SLOW` of CPU time (see `Room::apply_inline`; only documents over
     /// `INLINE_ENCODE_BYTES` are timed, so on a smaller one the hook does nothing).
     #[doc(hidden)]
