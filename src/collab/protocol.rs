@@ -146,11 +146,40 @@ pub fn sync_step1(sv: &StateVector) -> Bytes {
 }
 
 pub fn sync_step2(diff: Vec<u8>) -> Bytes {
-    Message::Sync(SyncMessage::SyncStep2(diff)).encode_v1().into()
+    sync_message(MSG_SYNC_STEP2, &diff)
 }
 
 pub fn update(data: &[u8]) -> Bytes {
-    Message::Sync(SyncMessage::Update(data.to_vec())).encode_v1().into()
+    sync_message(MSG_SYNC_UPDATE, data)
+}
+
+const MSG_SYNC_STEP2: u8 = 1;
+const MSG_SYNC_UPDATE: u8 = 2;
+
+/// A sync message carrying an update: the message type, `kind`, the payload's length
+/// (a varint) and the payload, in one buffer of exactly that size. yrs's
+/// `Message::encode_v1` copies the payload into a `Vec` first and then into a buffer
+/// that starts at 1 KiB (reallocated as a big state grows), for every update a room
+/// broadcasts: 2-3% of the server's time at the throughput ceiling (BENCHMARKS.md,
+/// change 41), and 1 KiB held by every small frame in flight.
+fn sync_message(kind: u8, payload: &[u8]) -> Bytes {
+    let mut len = [0u8; 10];
+    let mut n = payload.len();
+    let mut used = 0;
+    loop {
+        let low = (n & 0x7f) as u8;
+        n >>= 7;
+        len[used] = if n == 0 { low } else { low | 0x80 };
+        used += 1;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut frame = Vec::with_capacity(2 + used + payload.len());
+    frame.extend_from_slice(&[MSG_SYNC as u8, kind]);
+    frame.extend_from_slice(&len[..used]);
+    frame.extend_from_slice(payload);
+    frame.into()
 }
 
 pub fn permission_denied(reason: &str) -> Bytes {
@@ -169,6 +198,19 @@ pub fn awareness(entries: impl IntoIterator<Item = AwarenessEntry>) -> Bytes {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sync_messages_are_framed_as_yrs_frames_them() {
+        use yrs::sync::{Message, SyncMessage};
+        use yrs::updates::encoder::Encode;
+        for n in [0usize, 1, 2, 127, 128, 300, 16_383, 16_384, 100_000] {
+            let payload: Vec<u8> = (0..n).map(|i| (i * 7) as u8).collect();
+            let want = Message::Sync(SyncMessage::Update(payload.clone())).encode_v1();
+            assert_eq!(super::update(&payload)[..], want[..], "update of {n} bytes");
+            let want = Message::Sync(SyncMessage::SyncStep2(payload.clone())).encode_v1();
+            assert_eq!(super::sync_step2(payload)[..], want[..], "sync step 2 of {n} bytes");
+        }
+    }
+
     use super::*;
 
     #[test]
