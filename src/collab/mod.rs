@@ -26,7 +26,7 @@ pub use room::{EditError, Edited, PresenceEntry};
 pub use sessions::SessionLog;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -156,6 +156,8 @@ struct Shared {
     applied_on_pool: AtomicU64,
     /// Documents whose next update apply misbehaves (fault injection for tests).
     faults: Mutex<HashMap<Uuid, Fault>>,
+    /// Set once a fault has been injected: until then no update locks `faults`.
+    faults_armed: AtomicBool,
     /// Documents whose next load waits, after reading the database and before building
     /// the document, until the gate is notified (for tests).
     load_gates: Mutex<HashMap<Uuid, Arc<Notify>>>,
@@ -186,6 +188,7 @@ impl Collab {
                 applied_inline: AtomicU64::new(0),
                 applied_on_pool: AtomicU64::new(0),
                 faults: Mutex::new(HashMap::new()),
+                faults_armed: AtomicBool::new(false),
                 load_gates: Mutex::new(HashMap::new()),
             }),
         }
@@ -366,11 +369,13 @@ impl Collab {
             .lock()
             .expect("faults lock")
             .insert(document_id, Fault::Panic);
+        self.shared.faults_armed.store(true, Ordering::Release);
     }
 
-    /// Test hook: the next update (not an empty one) applied to `document_id` on the room's own thread takes
-    /// longer than `INLINE_SLOW` of CPU time (see `Room::apply_inline`; only documents over
-    /// `INLINE_ENCODE_BYTES` are timed, so on a smaller one the hook does nothing).
+    /// Test hook: the next update (not an empty one) applied to `document_id` on the
+    /// room's own thread takes longer than `INLINE_SLOW` of CPU time (see
+    /// `Room::apply_inline`; only documents over `INLINE_ENCODE_BYTES` are timed, so on a
+    /// smaller one the hook does nothing).
     #[doc(hidden)]
     pub fn inject_slow_apply(&self, document_id: Uuid) {
         self.shared
@@ -378,6 +383,7 @@ impl Collab {
             .lock()
             .expect("faults lock")
             .insert(document_id, Fault::Slow);
+        self.shared.faults_armed.store(true, Ordering::Release);
     }
 
     /// How many client updates (empty ones aside) were applied on a room's own thread and
@@ -391,6 +397,9 @@ impl Collab {
     }
 
     fn take_fault(&self, document_id: Uuid) -> Option<Fault> {
+        if !self.shared.faults_armed.load(Ordering::Acquire) {
+            return None;
+        }
         self.shared.faults.lock().expect("faults lock").remove(&document_id)
     }
 

@@ -160,8 +160,8 @@ const MSG_SYNC_UPDATE: u8 = 2;
 /// (a varint) and the payload, in one buffer of exactly that size. yrs's
 /// `Message::encode_v1` copies the payload into a `Vec` first and then into a buffer
 /// that starts at 1 KiB (reallocated as a big state grows), for every update a room
-/// broadcasts: 2-3% of the server's time at the throughput ceiling (BENCHMARKS.md,
-/// change 41), and 1 KiB held by every small frame in flight.
+/// broadcasts (about 2% of the server's samples at the throughput ceiling: BENCHMARKS.md,
+/// change 41), and every small frame in flight held that 1 KiB.
 fn sync_message(kind: u8, payload: &[u8]) -> Bytes {
     let mut len = [0u8; 10];
     let mut n = payload.len();
@@ -198,20 +198,18 @@ pub fn awareness(entries: impl IntoIterator<Item = AwarenessEntry>) -> Bytes {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn sync_messages_are_framed_as_yrs_frames_them() {
-        use yrs::sync::{Message, SyncMessage};
-        use yrs::updates::encoder::Encode;
         for n in [0usize, 1, 2, 127, 128, 300, 16_383, 16_384, 100_000] {
             let payload: Vec<u8> = (0..n).map(|i| (i * 7) as u8).collect();
             let want = Message::Sync(SyncMessage::Update(payload.clone())).encode_v1();
-            assert_eq!(super::update(&payload)[..], want[..], "update of {n} bytes");
+            assert_eq!(update(&payload)[..], want[..], "update of {n} bytes");
             let want = Message::Sync(SyncMessage::SyncStep2(payload.clone())).encode_v1();
-            assert_eq!(super::sync_step2(payload)[..], want[..], "sync step 2 of {n} bytes");
+            assert_eq!(sync_step2(payload)[..], want[..], "sync step 2 of {n} bytes");
         }
     }
-
-    use super::*;
 
     #[test]
     fn round_trips_and_refusals() {
