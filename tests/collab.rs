@@ -989,6 +989,79 @@ async fn the_writer_keeps_a_connection_only_while_busy(backend: Backend) {
     }
 }
 
+/// On SQLite group commits of three or more documents append to the update log's
+/// recent rows, and the writer moves them into the log proper (migration 0005): a step
+/// after each commit once there are `store::FOLD_AT_ROWS`, and the rest when it is idle.
+/// Fresh clients, before and after a restart, see every update.
+async fn the_writer_moves_recent_updates_into_the_log(backend: Backend) {
+    let app = app_with(backend, |_| {}).await;
+    let store = app.state.store.clone();
+    let docs = [
+        new_document(&app).await,
+        new_document(&app).await,
+        new_document(&app).await,
+    ];
+    // Each document's updates, one character each, as a room would have stored them.
+    let per_doc = vellum::store::FOLD_AT_ROWS as usize / 3 + 50;
+    let authors: Vec<Doc> = (0..3).map(|i| Doc::with_client_id(10 + i)).collect();
+    let updates: Vec<Vec<Vec<u8>>> = authors
+        .iter()
+        .enumerate()
+        .map(|(i, author)| {
+            let text = author.get_or_insert_text("t");
+            (0..per_doc)
+                .map(|n| {
+                    let mut txn = author.transact_mut();
+                    text.push(&mut txn, &((b'a' + ((i + n) % 26) as u8) as char).to_string());
+                    txn.encode_update_v1()
+                })
+                .collect()
+        })
+        .collect();
+    for start in (0..per_doc).step_by(33) {
+        let rows: Vec<_> = (start..(start + 33).min(per_doc))
+            .flat_map(|n| (0..3).map(move |i| (i, n)))
+            .map(|(i, n)| vellum::store::NewUpdate {
+                document_id: docs[i],
+                seq: n as i64 + 1,
+                data: &updates[i][n],
+                author_id: None,
+            })
+            .collect();
+        store.append_updates(&rows).await.unwrap();
+    }
+    let expected: Vec<String> = authors
+        .iter()
+        .map(|a| a.get_or_insert_text("t").get_string(&a.transact()))
+        .collect();
+    if matches!(backend, Backend::Sqlite) {
+        assert_eq!(store.recent_update_rows().await.unwrap(), 3 * per_doc as i64);
+    }
+
+    // An edit elsewhere: its commit is followed by the first step of a move.
+    let other = new_document(&app).await;
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut client = Client::new(1);
+    client.connect(&app.state.collab, other, false).await;
+    client.edit(&mut rng);
+    client.sync().await;
+    // The rest of the move happens once the writer is idle, which no event marks: poll.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while store.recent_update_rows().await.unwrap() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "recent rows never moved");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (doc, text) in docs.iter().zip(&expected) {
+        assert_eq!(store.update_log_stats(*doc).await.unwrap().0, per_doc as i64);
+        assert_eq!(&fresh_view(&app, *doc).await.0, text);
+    }
+    let mut app = app;
+    app.restart().await;
+    for (doc, text) in docs.iter().zip(&expected) {
+        assert_eq!(&fresh_view(&app, *doc).await.0, text);
+    }
+}
+
 /// A room loaded with updates in the log after the last snapshot (a node that stopped
 /// without its final snapshots) counts them: unloading compacts them into a snapshot,
 /// even when nobody edited, and the next open is answered from that one snapshot.
@@ -1024,6 +1097,7 @@ async fn logged_updates_count_toward_snapshots(backend: Backend) {
 }
 
 both_backends!(
+    the_writer_moves_recent_updates_into_the_log,
     the_writer_keeps_a_connection_only_while_busy,
     big_documents_apply_inline_and_on_the_pool,
     logged_updates_count_toward_snapshots,

@@ -341,6 +341,19 @@ async fn update_log_snapshots_and_sessions(backend: Backend) {
     };
     assert!(store.append_updates(&[fresh, rows[0]]).await.is_err());
     assert_eq!(store.load_document_state(d.id).await.unwrap().last_seq(), 250);
+    // The same holds for a store just opened on the database (on SQLite it reads the
+    // last sequence number back; sqlite_recent_updates_move_into_the_log has more).
+    let reopened = db.store().await;
+    for s in [&store, &reopened] {
+        let state = s.load_document_state(d.id).await.unwrap();
+        assert_eq!((state.updates.len(), state.last_seq()), (250, 250));
+        assert!(
+            s.append_updates(&rows[249..]).await.is_err(),
+            "a sequence number is used once"
+        );
+        assert!(s.append_updates(&[fresh, rows[0]]).await.is_err());
+    }
+    reopened.close().await;
     store.write_snapshot(d.id, b"snap-200", 200).await.unwrap();
     let state = store.load_document_state(d.id).await.unwrap();
     assert_eq!(state.snapshot, Some((b"snap-200".to_vec(), 200)));
@@ -485,6 +498,125 @@ async fn sqlite_commit_connections_give_their_cache_back() {
         }
         usual().await;
     }
+}
+
+/// On SQLite group commits of three or more documents append to
+/// `document_updates_recent`, unindexed, and the writer moves the rows into
+/// `document_updates` in steps (migration 0005); smaller ones go straight there. Reads
+/// see every row once wherever it is, a snapshot's covered rows are not moved, rows a
+/// previous run left (moved or not) are found by the next, and a sequence number is
+/// still used once.
+#[tokio::test]
+async fn sqlite_recent_updates_move_into_the_log() {
+    use vellum::store::{FOLD_AT_ROWS, Fold, MOVE_ROWS};
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut store = db.store().await;
+    let owner = user(&store, "o@example.com").await;
+    let mut docs = Vec::new();
+    for name in ["a", "b", "c"] {
+        docs.push(store.create_document(owner.id, name, name).await.unwrap().unwrap().id);
+    }
+    docs.sort(); // as SQLite orders them: a move's ranges follow this order
+    let (a, b, c) = (docs[0], docs[1], docs[2]);
+    let blob = |doc: uuid::Uuid, seq: i64| format!("{doc}-{seq}").into_bytes();
+    let blobs: Vec<(uuid::Uuid, i64, Vec<u8>)> = (1..=FOLD_AT_ROWS as i64)
+        .flat_map(|seq| docs.iter().map(move |d| (*d, seq)))
+        .map(|(d, seq)| (d, seq, blob(d, seq)))
+        .collect();
+    let rows = |doc: uuid::Uuid, seqs: std::ops::RangeInclusive<i64>| -> Vec<NewUpdate<'_>> {
+        blobs
+            .iter()
+            .filter(|(d, s, _)| *d == doc && seqs.contains(s))
+            .map(|(d, s, data)| NewUpdate {
+                document_id: *d,
+                seq: *s,
+                data,
+                author_id: None,
+            })
+            .collect()
+    };
+    let check = async |store: &Store, doc, snapshot: i64, last: i64| {
+        let state = store.load_document_state(doc).await.unwrap();
+        assert_eq!(state.snapshot.map(|s| s.1).unwrap_or(0), snapshot);
+        let seqs: Vec<i64> = state.updates.iter().map(|u| u.0).collect();
+        assert_eq!(seqs, (snapshot + 1..=last).collect::<Vec<_>>(), "in order, once each");
+        assert!(state.updates.iter().all(|(s, data)| *data == blob(doc, *s)));
+        let bytes = seqs.iter().map(|s| blob(doc, *s).len() as i64).sum();
+        assert_eq!(store.update_log_stats(doc).await.unwrap(), (last - snapshot, bytes));
+    };
+
+    // Three documents in one batch: recent rows. Then one document alone: straight
+    // into the log, beside its recent rows.
+    let mut batch = rows(a, 1..=10);
+    batch.extend(rows(b, 1..=5));
+    batch.extend(rows(c, 1..=1));
+    store.append_updates(&batch).await.unwrap();
+    assert_eq!(store.recent_update_rows().await.unwrap(), 16);
+    store.append_updates(&rows(a, 11..=12)).await.unwrap();
+    assert_eq!(store.recent_update_rows().await.unwrap(), 16, "one document: direct");
+    let not_due = store.fold_update_log_on(&mut None, Fold::IfDue).await.unwrap();
+    assert_eq!((not_due.deleted, not_due.more), (0, true), "not due");
+    check(&store, a, 0, 12).await;
+    store.write_snapshot(a, b"snap-6", 6).await.unwrap();
+    check(&store, a, 6, 12).await;
+    assert!(store.append_updates(&rows(a, 12..=13)).await.is_err(), "12 is used");
+    assert!(store.append_updates(&rows(a, 3..=3)).await.is_err(), "3 is covered");
+
+    assert_eq!(store.fold_update_log().await.unwrap(), 16);
+    assert_eq!(store.recent_update_rows().await.unwrap(), 0);
+    check(&store, a, 6, 12).await;
+    check(&store, b, 0, 5).await;
+    check(&store, c, 0, 1).await;
+
+    // Rows left by a run that stopped before moving them.
+    let mut batch = rows(a, 13..=14);
+    batch.extend(rows(b, 6..=6));
+    batch.extend(rows(c, 2..=2));
+    store.append_updates(&batch).await.unwrap();
+    store.close().await;
+    store = db.store().await;
+    check(&store, a, 6, 14).await;
+    assert!(store.append_updates(&rows(a, 14..=14)).await.is_err(), "14 is used");
+    store.append_updates(&rows(a, 15..=15)).await.unwrap();
+    assert_eq!(store.fold_update_log().await.unwrap(), 4);
+    check(&store, a, 6, 15).await;
+
+    // A move begins once there are enough, and goes a step at a time (ranges of about
+    // MOVE_ROWS rows copied, then all deleted from the recent rows): meanwhile every
+    // update is read once, wherever it is.
+    let last = [15 + 2 * MOVE_ROWS as i64 + 7, 6 + 3, FOLD_AT_ROWS as i64];
+    let mut batch = rows(a, 16..=last[0]);
+    batch.extend(rows(b, 7..=last[1]));
+    batch.extend(rows(c, 3..=last[2]));
+    store.append_updates(&batch).await.unwrap();
+    let total = batch.len() as u64;
+    assert!(total >= FOLD_AT_ROWS);
+    let mut steps = 0;
+    loop {
+        let folded = store.fold_update_log_on(&mut None, Fold::IfDue).await.unwrap();
+        steps += 1;
+        check(&store, a, 6, last[0]).await;
+        check(&store, b, 0, last[1]).await;
+        check(&store, c, 0, last[2]).await;
+        if folded.deleted > 0 {
+            assert_eq!((folded.deleted, folded.more), (total, false));
+            break;
+        }
+        assert!(folded.more && steps < 20, "the move never ended");
+        if steps == 2 {
+            // A stop midway: the next run reads both tables right, refuses the copied
+            // sequence numbers, and its move skips the copied rows.
+            store.close().await;
+            store = db.store().await;
+            assert!(store.append_updates(&rows(a, 20..=20)).await.is_err());
+        }
+    }
+    // a: 2 × MOVE_ROWS + 7 rows, ranges of MOVE_ROWS: 3 ranges, the last shared with b;
+    // c: its rows split by MOVE_ROWS. Two steps, then after the stop a move from the
+    // start: every range again (the copied ones skipped), and the deletion.
+    let c_ranges = ((last[2] - 2) as u64).div_ceil(MOVE_ROWS) as i64;
+    assert_eq!(steps, 2 + 3 + c_ranges + 1);
+    assert_eq!(store.recent_update_rows().await.unwrap(), 0);
 }
 
 /// After a quiet spell the server empties SQLite's page caches (`memory::release_caches`,

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::store::{HeldConnection, NewUpdate, Store};
+use crate::store::{Fold, HeldConnection, NewUpdate, Store};
 
 pub type WriteResult = Result<(), String>;
 
@@ -81,25 +81,47 @@ impl Writer {
 /// are small (change 38). With a pool of one connection nothing is kept: snapshots,
 /// loads and session rows need it too, and on SQLite a snapshot holding the write turn
 /// would wait for it while this task, holding it, waits for the turn.
+///
+/// On SQLite a group commit of several documents appends to the update log's recent
+/// rows, and this task moves them into the log proper a step at a time between commits
+/// (`Store::fold_update_log_on`): once there are [`crate::store::FOLD_AT_ROWS`], and
+/// whenever it has been idle for [`KEEP_IDLE`]; and all at once at start (rows a
+/// previous run left).
 async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize, release: Arc<Notify>) {
     let mut batch = Vec::with_capacity(max_batch);
     let keep = store.pool_size() >= 2;
     let mut held: Option<HeldConnection> = None;
+    fold(&store, &mut held, Fold::Any, false).await;
     loop {
         let received = match held.take() {
             None => rx.recv_many(&mut batch, max_batch).await,
             Some(conn) => {
-                let received = tokio::select! {
-                    n = rx.recv_many(&mut batch, max_batch) => Some(n),
-                    _ = tokio::time::sleep(KEEP_IDLE) => None,
-                    _ = release.notified() => None,
-                };
-                let Some(n) = received else {
-                    store.release(conn).await;
-                    continue;
+                let woke = tokio::select! {
+                    n = rx.recv_many(&mut batch, max_batch) => Woke::Jobs(n),
+                    _ = tokio::time::sleep(KEEP_IDLE) => Woke::Idle,
+                    _ = release.notified() => Woke::Release,
                 };
                 held = Some(conn);
-                n
+                match woke {
+                    Woke::Jobs(n) => n,
+                    Woke::Idle => {
+                        // The recent rows move a step at a time while nothing else comes;
+                        // then the connection goes back.
+                        while rx.is_empty() && fold(&store, &mut held, Fold::Step, true).await {}
+                        if rx.is_empty()
+                            && let Some(conn) = held.take()
+                        {
+                            store.release(conn).await;
+                        }
+                        continue;
+                    }
+                    Woke::Release => {
+                        if let Some(conn) = held.take() {
+                            store.release(conn).await;
+                        }
+                        continue;
+                    }
+                }
             }
         };
         if received == 0 {
@@ -127,11 +149,43 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize, releas
         for job in batch.drain(..) {
             let _ = job.reply.send(result.clone());
         }
-        if !keep && let Some(conn) = held.take() {
-            store.release(conn).await;
-        }
+        fold(&store, &mut held, Fold::IfDue, keep).await;
     }
     if let Some(conn) = held.take() {
         store.release(conn).await;
     }
+}
+
+/// What woke the writer while it kept its connection.
+enum Woke {
+    Jobs(usize),
+    Idle,
+    Release,
+}
+
+/// Moves the update log's recent rows (SQLite), logging a failure: the rows stay where
+/// they are, read from there, and the move is tried again later. Unless `keep`, the
+/// connection goes back to the pool first and after: the move waits for the write turn,
+/// and with a pool of one a snapshot holding the turn may be waiting for the connection.
+/// Returns whether there is more to move.
+async fn fold(store: &Store, held: &mut Option<HeldConnection>, when: Fold, keep: bool) -> bool {
+    if !keep && let Some(conn) = held.take() {
+        store.release(conn).await;
+    }
+    let more = match store.fold_update_log_on(held, when).await {
+        Ok(folded) => {
+            if folded.deleted > 0 {
+                tracing::debug!(rows = folded.deleted, "moved the update log's recent rows");
+            }
+            folded.more
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "could not move the update log's recent rows; they stay readable where they are");
+            false
+        }
+    };
+    if !keep && let Some(conn) = held.take() {
+        store.release(conn).await;
+    }
+    more
 }

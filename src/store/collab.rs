@@ -1,5 +1,8 @@
 //! The CRDT log: snapshots, incremental updates, and active sessions.
 
+use std::collections::HashMap;
+
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -28,6 +31,51 @@ impl StoredState {
     }
 }
 
+/// SQLite: what this process knows of `document_updates_recent`, the update log's newest
+/// rows (migration 0005), kept under the write turn, which every write of the table
+/// takes. It assumes this process is the database's only writer, as the write turn and
+/// the rooms' sequence numbers already do.
+#[derive(Default)]
+pub struct LogTail {
+    /// Read from the table at the first write (`false` until then).
+    known: bool,
+    /// Rows in the table.
+    rows: u64,
+    /// The last sequence number appended for each document with recent rows (and maybe
+    /// others appended to lately): an append must go past it. The table has no unique
+    /// key, so this check stands in for `document_updates`' primary key.
+    last_seq: HashMap<Uuid, i64>,
+    /// No move before the table holds this many rows (raised after a failed move).
+    fold_at: u64,
+    /// The move under way, if any.
+    moving: Option<Moving>,
+}
+
+/// A move of the recent rows under way ([`Store::fold_update_log_on`]).
+struct Moving {
+    /// It moves the rows up to this id, the last there was when it began.
+    upto: i64,
+    /// The ranges of rows still to be copied, from (document, sequence number) to
+    /// (document, sequence number), the next one last.
+    ranges: Vec<((Uuid, i64), (Uuid, i64))>,
+}
+
+/// The update log's recent rows are moved into `document_updates` once there are this
+/// many on SQLite (or once the writer has been idle a moment). Each document's page of
+/// `document_updates` is written once per move for all its rows in it; and readers scan
+/// the recent rows, unindexed, so they must stay few (BENCHMARKS.md, change 42).
+pub const FOLD_AT_ROWS: u64 = 4096;
+/// A group commit of at most this many documents goes straight into `document_updates`
+/// on SQLite: it writes a page of the log per document either way, and has nothing to
+/// move later (the single-document ceiling fell by a quarter through the recent rows).
+const DIRECT_MAX_DOCUMENTS: usize = 2;
+/// About how many rows a step of a move copies: one statement, a few milliseconds, so
+/// the group commits waiting for the write turn meanwhile are not held up for long.
+pub const MOVE_ROWS: u64 = 512;
+/// Past this many documents in [`LogTail::last_seq`], an append forgets those with no
+/// recent rows; each is read back from the database at its next append.
+const LAST_SEQ_KEPT: usize = 16_384;
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
     pub id: Uuid,
@@ -37,6 +85,23 @@ pub struct SessionRow {
     pub connected_at: DateTime<Utc>,
     pub heartbeat_at: DateTime<Utc>,
 }
+
+/// A document's state: the snapshot (kind 0) if any, then the updates after it (kind 1)
+/// in order. A snapshot deletes the updates it covers.
+const LOAD_POSTGRES: &str = "select 0 as kind, seq, state as data from document_snapshots where document_id = $1 \
+     union all select 1 as kind, seq, data from document_updates where document_id = $1 \
+     and seq > (select coalesce(max(seq), 0) from document_snapshots where document_id = $1) \
+     order by kind, seq";
+/// With the recent rows (migration 0005) not covered by a snapshot (which deletes from
+/// `document_updates` only) and not copied into `document_updates` yet (a move copies a
+/// range at a time and deletes them all at its end).
+const LOAD_SQLITE: &str = "select 0 as kind, seq, state as data from document_snapshots where document_id = $1 \
+     union all select 1 as kind, seq, data from document_updates where document_id = $1 \
+     and seq > (select coalesce(max(seq), 0) from document_snapshots where document_id = $1) \
+     union all select 1 as kind, seq, data from document_updates_recent r where document_id = $1 \
+     and seq > (select coalesce(max(seq), 0) from document_snapshots where document_id = $1) \
+     and not exists (select 1 from document_updates u where u.document_id = $1 and u.seq = r.seq) \
+     order by kind, seq";
 
 /// Rows per insert statement of a group commit on SQLite: 5 parameters each stays far
 /// below its limit.
@@ -53,11 +118,13 @@ impl Store {
         // on PostgreSQL the deleted rows stay in the index until a vacuum, so an unbounded
         // scan walked tens of thousands of dead rows on every load (BENCHMARKS.md, change
         // 11). Rows: the snapshot (kind 0) if any, then the updates (kind 1) in order.
-        let sql = "select 0 as kind, seq, state as data from document_snapshots where document_id = $1 \
-             union all \
-             select 1 as kind, seq, data from document_updates where document_id = $1 and seq > \
-             (select coalesce(max(seq), 0) from document_snapshots where document_id = $1) \
-             order by kind, seq";
+        // On SQLite many documents' newest updates are in a table of their own until the
+        // writer moves them (migration 0005), and a move under way has copied some of
+        // them into the log already: each row is read once.
+        let sql = match self.pool {
+            Pool::Postgres(_) => LOAD_POSTGRES,
+            Pool::Sqlite(_) => LOAD_SQLITE,
+        };
         let rows: Vec<(i32, i64, Vec<u8>)> =
             on_db!(self, p => sqlx::query_as(sql).bind(document_id).fetch_all(p).await)?;
         let mut state = StoredState {
@@ -93,19 +160,24 @@ impl Store {
         if updates.is_empty() {
             return Ok(());
         }
-        let _turn = self.write_turn().await;
+        let mut turn = self.write_turn().await;
         let mut conn = match held.take() {
             Some(c) => c,
             None => self.hold_connection().await?,
         };
-        let result = self.append_updates_held(&mut conn, updates).await;
+        let result = self.append_updates_held(&mut conn, turn.as_deref_mut(), updates).await;
         if result.is_ok() {
             *held = Some(conn);
         }
         result
     }
 
-    async fn append_updates_held(&self, conn: &mut HeldConnection, updates: &[NewUpdate<'_>]) -> anyhow::Result<()> {
+    async fn append_updates_held(
+        &self,
+        conn: &mut HeldConnection,
+        tail: Option<&mut LogTail>,
+        updates: &[NewUpdate<'_>],
+    ) -> anyhow::Result<()> {
         let created = now();
         let c = match &mut conn.held {
             Held::Postgres(c) => {
@@ -126,21 +198,119 @@ impl Store {
             }
             Held::Sqlite(c) => c,
         };
+        let tail = tail.context("an SQLite write without the write turn")?;
+        know_tail(c, tail).await?;
+        let last = next_last_seqs(c, tail, updates).await?;
+        // A batch of one or two documents writes a page of the log per document either
+        // way: straight into it, with nothing to move later.
+        let direct = last.len() <= DIRECT_MAX_DOCUMENTS;
         if updates.len() <= ROWS_PER_STATEMENT {
             // One statement is atomic on its own: without BEGIN and COMMIT the batch costs
             // one round trip to SQLite's worker thread instead of three, with the same
             // single commit (BENCHMARKS.md, "fan-out").
-            let sql = update_rows(updates.len());
+            let sql = update_rows(updates.len(), direct);
             bind_updates(&sql, updates, created).execute(&mut **c).await?;
-            return Ok(());
+        } else {
+            let mut tx = sqlx::Connection::begin(&mut **c).await?;
+            for chunk in updates.chunks(ROWS_PER_STATEMENT) {
+                let sql = update_rows(chunk.len(), direct);
+                bind_updates(&sql, chunk, created).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
         }
-        let mut tx = sqlx::Connection::begin(&mut **c).await?;
-        for chunk in updates.chunks(ROWS_PER_STATEMENT) {
-            let sql = update_rows(chunk.len());
-            bind_updates(&sql, chunk, created).execute(&mut *tx).await?;
+        if !direct {
+            tail.rows += updates.len() as u64;
         }
-        tx.commit().await?;
+        tail.last_seq.extend(last);
+        if tail.last_seq.len() > LAST_SEQ_KEPT {
+            // Forget the documents with no recent rows; each is read back from the
+            // database at its next append.
+            let recent: std::collections::HashSet<Uuid> =
+                sqlx::query_scalar("select distinct document_id from document_updates_recent")
+                    .fetch_all(&mut **c)
+                    .await?
+                    .into_iter()
+                    .collect();
+            tail.last_seq.retain(|d, _| recent.contains(d));
+        }
         Ok(())
+    }
+
+    /// Moves the update log's recent rows into `document_updates` on SQLite (migration
+    /// 0005); nothing on PostgreSQL. A move copies the rows there were when it began,
+    /// a range of documents at a time (about [`MOVE_ROWS`] rows, one statement each), then
+    /// deletes them from the recent table in one statement: a step per call with
+    /// `Fold::IfDue` or `Fold::Step` ([`Fold`]), so group commits go between the steps; a
+    /// whole move (finishing one under way first) with `Fold::Any`. Rows a snapshot
+    /// covers are not copied. Uses the connection in `held`, or one taken from the pool
+    /// and left there (emptied after an error, as [`Store::append_updates_on`]).
+    pub async fn fold_update_log_on(&self, held: &mut Option<HeldConnection>, when: Fold) -> anyhow::Result<Folded> {
+        let Some(mut tail) = self.write_turn().await else {
+            return Ok(Folded::default());
+        };
+        let due = |t: &LogTail| t.moving.is_some() || (t.rows > 0 && (when != Fold::IfDue || t.rows >= t.fold_at));
+        let more = |t: &LogTail| t.moving.is_some() || t.rows > 0;
+        if tail.known && !due(&tail) {
+            return Ok(Folded {
+                deleted: 0,
+                more: more(&tail),
+            });
+        }
+        let mut conn = match held.take() {
+            Some(c) => c,
+            None => self.hold_connection().await?,
+        };
+        let Held::Sqlite(c) = &mut conn.held else {
+            anyhow::bail!("an SQLite write turn on PostgreSQL");
+        };
+        know_tail(c, &mut tail).await?;
+        let mut deleted = 0;
+        if !due(&tail) {
+            *held = Some(conn);
+            return Ok(Folded {
+                deleted,
+                more: more(&tail),
+            });
+        }
+        match when {
+            Fold::IfDue | Fold::Step => deleted += step(c, &mut tail).await?,
+            Fold::Any => {
+                // The move under way, if any, then one of every row there is now.
+                while tail.moving.is_some() {
+                    deleted += step(c, &mut tail).await?;
+                }
+                if tail.rows > 0 {
+                    deleted += step(c, &mut tail).await?;
+                    while tail.moving.is_some() {
+                        deleted += step(c, &mut tail).await?;
+                    }
+                }
+            }
+        }
+        *held = Some(conn);
+        Ok(Folded {
+            deleted,
+            more: more(&tail),
+        })
+    }
+
+    /// Rows in the update log's recent table (SQLite; 0 on PostgreSQL), for tests.
+    #[doc(hidden)]
+    pub async fn recent_update_rows(&self) -> anyhow::Result<i64> {
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => {
+                sqlx::query_scalar("select count(*) from document_updates_recent")
+                    .fetch_one(p)
+                    .await?
+            }
+            Pool::Postgres(_) => 0,
+        })
+    }
+
+    /// [`Store::fold_update_log_on`] with any recent rows, on a pooled connection: the
+    /// rows deleted from the recent table.
+    pub async fn fold_update_log(&self) -> anyhow::Result<u64> {
+        Ok(self.fold_update_log_on(&mut None, Fold::Any).await?.deleted)
     }
 
     /// Replaces the snapshot with `state` covering updates up to `seq`, and deletes
@@ -167,7 +337,18 @@ impl Store {
 
     /// Number and total size of logged updates (tests and metrics).
     pub async fn update_log_stats(&self, document_id: Uuid) -> anyhow::Result<(i64, i64)> {
-        let sql = "select count(*), coalesce(sum(length(data)), 0) from document_updates where document_id = $1";
+        let sql = match self.pool {
+            Pool::Postgres(_) => {
+                "select count(*), coalesce(sum(length(data)), 0) from document_updates where document_id = $1"
+            }
+            Pool::Sqlite(_) => {
+                "select count(*), coalesce(sum(length(data)), 0) from \
+                 (select data from document_updates where document_id = $1 union all \
+                  select data from document_updates_recent r where document_id = $1 and seq > \
+                  (select coalesce(max(seq), 0) from document_snapshots where document_id = $1) \
+                  and not exists (select 1 from document_updates u where u.document_id = $1 and u.seq = r.seq))"
+            }
+        };
         let (n, bytes): (i64, i64) = on_db!(self, p => sqlx::query_as(sql).bind(document_id).fetch_one(p).await)?;
         Ok((n, bytes))
     }
@@ -281,10 +462,189 @@ impl Store {
     }
 }
 
-/// SQLite's multi-row insert of `rows` updates.
-fn update_rows(rows: usize) -> String {
+/// How much [`Store::fold_update_log_on`] moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fold {
+    /// A step, of a move under way or of one begun once there are [`FOLD_AT_ROWS`]
+    /// recent rows (after each group commit).
+    IfDue,
+    /// A step, of a move under way or of one begun if there are any (the writer idle).
+    Step,
+    /// A whole move of every recent row (at start, tests).
+    Any,
+}
+
+/// What [`Store::fold_update_log_on`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Folded {
+    /// Rows deleted from the recent table (a move's last step).
+    pub deleted: u64,
+    /// Whether a move is under way or recent rows are left.
+    pub more: bool,
+}
+
+/// One step of a move of the recent rows (beginning one if none is under way): the
+/// rows up to the move's end, of the next range of documents, copied into
+/// `document_updates`; after the last range, those rows deleted from the recent table.
+/// Returns the rows deleted. After an error the move begins again from the start, once
+/// as many rows more have come (not after every commit); what it had copied is skipped.
+async fn step(c: &mut sqlx::SqliteConnection, tail: &mut LogTail) -> anyhow::Result<u64> {
+    let result = async {
+        if tail.moving.is_none() {
+            tail.moving = Some(plan_move(c).await?);
+        }
+        let Some(moving) = tail.moving.as_mut() else {
+            return Ok(0);
+        };
+        if let Some(((first_doc, first_seq), (last_doc, last_seq))) = moving.ranges.pop() {
+            // One statement: atomic on its own. The rows of the range not covered by a
+            // snapshot nor copied yet (by a move that stopped midway); sorted, so each
+            // document's page of the log is reached once, in key order.
+            sqlx::query(
+                "insert into document_updates (document_id, seq, data, author_id, created_at) \
+                 select r.document_id, r.seq, r.data, r.author_id, r.created_at from document_updates_recent r \
+                 where r.id <= ?1 and (r.document_id, r.seq) >= (?2, ?3) and (r.document_id, r.seq) <= (?4, ?5) \
+                 and r.seq > (select coalesce(max(s.seq), 0) from document_snapshots s where s.document_id = r.document_id) \
+                 and not exists (select 1 from document_updates u where u.document_id = r.document_id and u.seq = r.seq) \
+                 order by r.document_id, r.seq",
+            )
+            .bind(moving.upto)
+            .bind(first_doc)
+            .bind(first_seq)
+            .bind(last_doc)
+            .bind(last_seq)
+            .execute(&mut *c)
+            .await?;
+            return Ok(0);
+        }
+        let deleted = sqlx::query("delete from document_updates_recent where id <= ?1")
+            .bind(moving.upto)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+        tail.moving = None;
+        tail.rows = tail.rows.saturating_sub(deleted);
+        tail.fold_at = FOLD_AT_ROWS;
+        anyhow::Ok(deleted)
+    }
+    .await;
+    result.map_err(|e| {
+        tail.moving = None;
+        tail.fold_at = tail.rows + FOLD_AT_ROWS;
+        e.context("moving the update log's recent rows")
+    })
+}
+
+/// A move's plan: the recent rows there are now, in ranges of (document, sequence
+/// number) of about [`MOVE_ROWS`] rows, last range first. A document's recent rows have
+/// consecutive sequence numbers, but for those its small group commits wrote straight
+/// into the log, so one with more rows than that is split by sequence number.
+async fn plan_move(c: &mut sqlx::SqliteConnection) -> anyhow::Result<Moving> {
+    let upto: i64 = sqlx::query_scalar("select coalesce(max(id), 0) from document_updates_recent")
+        .fetch_one(&mut *c)
+        .await?;
+    let docs: Vec<(Uuid, i64, i64, i64)> = sqlx::query_as(
+        "select document_id, min(seq), max(seq), count(*) from document_updates_recent where id <= ?1 \
+         group by document_id order by document_id",
+    )
+    .bind(upto)
+    .fetch_all(&mut *c)
+    .await?;
+    let step = MOVE_ROWS as i64;
+    let mut ranges: Vec<((Uuid, i64), (Uuid, i64))> = Vec::new();
+    let mut in_range = step; // none open
+    for (doc, first, last, rows) in docs {
+        if in_range + rows <= step
+            && let Some(range) = ranges.last_mut()
+        {
+            range.1 = (doc, last);
+            in_range += rows;
+            continue;
+        }
+        let mut from = first;
+        while last - from >= step {
+            ranges.push(((doc, from), (doc, from + step - 1)));
+            from += step;
+        }
+        ranges.push(((doc, from), (doc, last)));
+        in_range = last - from + 1;
+    }
+    ranges.reverse();
+    Ok(Moving { upto, ranges })
+}
+
+/// Reads the recent rows' count and last sequence numbers, once per process.
+async fn know_tail(c: &mut sqlx::SqliteConnection, tail: &mut LogTail) -> anyhow::Result<()> {
+    if tail.known {
+        return Ok(());
+    }
+    let rows: Vec<(Uuid, i64, i64)> =
+        sqlx::query_as("select document_id, max(seq), count(*) from document_updates_recent group by document_id")
+            .fetch_all(&mut *c)
+            .await?;
+    tail.rows = rows.iter().map(|(_, _, n)| *n as u64).sum();
+    tail.last_seq = rows.into_iter().map(|(d, seq, _)| (d, seq)).collect();
+    tail.fold_at = FOLD_AT_ROWS;
+    tail.known = true;
+    Ok(())
+}
+
+/// Checks that every update goes past the last sequence number stored for its document
+/// (read from the database for documents the tail does not know), in order within the
+/// batch, and returns each document's last one after the batch. An error stores
+/// nothing: the batch is all or nothing, as with `document_updates`' primary key.
+async fn next_last_seqs(
+    c: &mut sqlx::SqliteConnection,
+    tail: &LogTail,
+    updates: &[NewUpdate<'_>],
+) -> anyhow::Result<HashMap<Uuid, i64>> {
+    let mut last: HashMap<Uuid, i64> = HashMap::new();
+    let mut unknown = Vec::new();
+    for u in updates {
+        if !tail.last_seq.contains_key(&u.document_id) && !unknown.contains(&u.document_id) {
+            unknown.push(u.document_id);
+        }
+    }
+    // The last update stored, or what the snapshot covers (its updates are deleted).
+    for chunk in power_of_two_chunks(&unknown) {
+        let sql = format!(
+            "with ids(id) as (values {}) select id, max( \
+             coalesce((select max(seq) from document_updates u where u.document_id = ids.id), 0), \
+             coalesce((select seq from document_snapshots s where s.document_id = ids.id), 0)) from ids",
+            vec!["(?)"; chunk.len()].join(", ")
+        );
+        let mut q = sqlx::query_as::<_, (Uuid, i64)>(&sql);
+        for id in chunk {
+            q = q.bind(id);
+        }
+        last.extend(q.fetch_all(&mut *c).await?);
+    }
+    for u in updates {
+        let before = last
+            .get(&u.document_id)
+            .or_else(|| tail.last_seq.get(&u.document_id))
+            .copied()
+            .unwrap_or(0);
+        anyhow::ensure!(
+            u.seq > before,
+            "document {}: sequence number {} is already used (the last one stored is {before})",
+            u.document_id,
+            u.seq
+        );
+        last.insert(u.document_id, u.seq);
+    }
+    Ok(last)
+}
+
+/// SQLite's multi-row insert of `rows` updates, into the recent rows (migration 0005)
+/// or, `direct`, into the log proper.
+fn update_rows(rows: usize, direct: bool) -> String {
     sqlite_rows(
-        "insert into document_updates (document_id, seq, data, author_id, created_at) values ",
+        if direct {
+            "insert into document_updates (document_id, seq, data, author_id, created_at) values "
+        } else {
+            "insert into document_updates_recent (document_id, seq, data, author_id, created_at) values "
+        },
         rows,
         5,
     )

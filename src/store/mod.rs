@@ -12,7 +12,7 @@ mod tokens;
 mod users;
 mod versions;
 
-pub use collab::{NewUpdate, SessionRow, StoredState};
+pub use collab::{FOLD_AT_ROWS, Fold, Folded, MOVE_ROWS, NewUpdate, SessionRow, StoredState};
 pub use documents::{CursorKey, DocumentPage, ListQuery, MetadataChange, OrderField, UpdateOutcome};
 pub use versions::{NewVersion, Version};
 
@@ -38,8 +38,9 @@ pub struct Store {
     /// taken sleeps in SQLite's busy handler (1, 2, 5, 10, ... ms) before it retries.
     /// The collaboration engine's writes (group commits, snapshots, session rows) take
     /// turns here instead, woken the moment the previous one ends (BENCHMARKS.md,
-    /// change 15). Unused on PostgreSQL, which locks rows.
-    write_turns: Arc<tokio::sync::Mutex<()>>,
+    /// change 15). Unused on PostgreSQL, which locks rows. The turn also guards what
+    /// this process knows of the update log's recent rows ([`collab::LogTail`]).
+    write_turns: Arc<tokio::sync::Mutex<collab::LogTail>>,
     /// SQLite: the page cache (KiB) of a connection taken for group commits, and the one
     /// it goes back to (`database.sqlite_commit_cache_kib`, `sqlite_cache_kib`).
     commit_cache: Option<(u32, u32)>,
@@ -204,7 +205,7 @@ impl Store {
 
     /// Waits for this process's turn to write, on SQLite (see `write_turns`); `None`
     /// at once on PostgreSQL. Hold the guard until the write has committed.
-    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, collab::LogTail>> {
         match self.pool {
             Pool::Sqlite(_) => Some(self.write_turns.lock().await),
             Pool::Postgres(_) => None,
