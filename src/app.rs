@@ -37,6 +37,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         bail!("REDIS_URL / bus.redis_url is set, but this build has no Redis bus yet; unset it to run a single node");
     }
     let store = Store::connect(&config.database, &config.server.data_dir).await?;
+    store.lock_for_serving()?;
     store.migrate().await?;
     let secret = jwt_secret(&config, store.backend())?;
     let auth = Auth::new(&secret, &config.auth);

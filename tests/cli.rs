@@ -333,6 +333,48 @@ fn tokens_in_urls_stay_out_of_the_log() {
     assert!(!log.iter().any(|l| l.contains(token)), "{log:#?}");
 }
 
+/// One SQLite database serves one process (`Store::lock_for_serving`): a second server
+/// on it stops with a clear error, commands such as `vellum user create` still work
+/// beside the running one, and a server that died leaves no lock behind.
+#[test]
+fn a_second_server_on_one_sqlite_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(&[], dir.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_vellum"))
+        .args(["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("JWT_SECRET")
+        .env_remove("VELLUM_DEV")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a second server started");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another Vellum server is using the SQLite database"),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_vellum"))
+        .args(["user", "create", "--email", "a@example.com", "--name", "A"])
+        .env("VELLUM_DATA_DIR", dir.path())
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(b"long enough password\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(get(&server.addr, "/readyz").0, 200);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let server = start(&[], dir.path());
+    sigterm_and_wait(server);
+}
+
 #[test]
 fn refuses_weak_secrets_outside_dev_mode() {
     let dir = tempfile::tempdir().unwrap();

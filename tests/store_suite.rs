@@ -619,6 +619,24 @@ async fn sqlite_recent_updates_move_into_the_log() {
     assert_eq!(store.recent_update_rows().await.unwrap(), 0);
 }
 
+/// A server locks its SQLite database until it closes it (`Store::lock_for_serving`);
+/// on PostgreSQL, which several nodes share, the lock is nothing.
+async fn one_server_per_sqlite_database(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (first, second) = (db.store().await, db.store().await);
+    first.lock_for_serving().unwrap();
+    let refused = second.lock_for_serving();
+    match backend {
+        Backend::Sqlite => {
+            let e = refused.expect_err("a second server on one SQLite database");
+            assert!(e.to_string().contains("another Vellum server"), "{e:#}");
+        }
+        Backend::Postgres => refused.unwrap(),
+    }
+    first.close().await;
+    second.lock_for_serving().unwrap();
+}
+
 /// After a quiet spell the server empties SQLite's page caches (`memory::release_caches`,
 /// run by the trimmer): the pages a read left in them are freed, and the next read
 /// takes them from the file again.
@@ -733,6 +751,7 @@ async fn postgres_replaces_connections_the_server_dropped_while_idle() {
 }
 
 both_backends!(
+    one_server_per_sqlite_database,
     automatic_pool_size,
     update_log_snapshots_and_sessions,
     first_user_is_admin_and_emails_are_unique,

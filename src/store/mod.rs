@@ -44,6 +44,11 @@ pub struct Store {
     /// SQLite: the page cache (KiB) of a connection taken for group commits, and the one
     /// it goes back to (`database.sqlite_commit_cache_kib`, `sqlite_cache_kib`).
     commit_cache: Option<(u32, u32)>,
+    /// SQLite: the database file (`None` in memory, and on PostgreSQL).
+    sqlite_file: Option<std::path::PathBuf>,
+    /// SQLite: the lock that says a server is using the database
+    /// ([`Store::lock_for_serving`]), held until [`Store::close`].
+    serving: Arc<std::sync::Mutex<Option<std::fs::File>>>,
 }
 
 #[derive(Clone)]
@@ -142,6 +147,8 @@ impl Store {
                 pool: Pool::Postgres(pool),
                 write_turns: Arc::default(),
                 commit_cache: None,
+                sqlite_file: None,
+                serving: Arc::default(),
             });
         }
         let opts = if url.is_empty() {
@@ -164,6 +171,7 @@ impl Store {
             .foreign_keys(true)
             .pragma("cache_size", format!("-{}", db.sqlite_cache_kib))
             .busy_timeout(Duration::from_millis(db.busy_timeout_ms));
+        let file = opts.get_filename().to_path_buf();
         let pool = SqlitePoolOptions::new()
             .max_connections(pool_size(db.max_connections, SQLITE_POOL))
             // sqlx pings a pooled connection before handing it out, in case its server
@@ -179,6 +187,8 @@ impl Store {
             pool: Pool::Sqlite(pool),
             write_turns: Arc::default(),
             commit_cache,
+            sqlite_file: (file != std::path::Path::new(":memory:")).then_some(file),
+            serving: Arc::default(),
         })
     }
 
@@ -186,6 +196,41 @@ impl Store {
         match self.pool {
             Pool::Sqlite(_) => Backend::Sqlite,
             Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// On SQLite, takes an exclusive lock on `<database file>.serving` for this process
+    /// until [`Store::close`] (or its exit), and fails if another process holds it: two
+    /// servers on one SQLite database would give out the same documents' sequence
+    /// numbers, and this process's knowledge of the update log's recent rows
+    /// (`collab::LogTail`) assumes it is the only writer. Commands such as `vellum user
+    /// create` do not take it. Nothing on PostgreSQL, where several nodes share one
+    /// database.
+    pub fn lock_for_serving(&self) -> anyhow::Result<()> {
+        let Some(file) = &self.sqlite_file else {
+            return Ok(());
+        };
+        let mut name = file.clone().into_os_string();
+        name.push(".serving");
+        let path = std::path::PathBuf::from(name);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        match lock.try_lock() {
+            Ok(()) => {
+                *self.serving.lock().unwrap_or_else(|e| e.into_inner()) = Some(lock);
+                Ok(())
+            }
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "another Vellum server is using the SQLite database {} (it holds {}); SQLite serves one \
+                 process: stop the other, or use PostgreSQL (database.url) to run several nodes",
+                file.display(),
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
         }
     }
 
@@ -284,7 +329,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        on_db!(self, p => p.close().await)
+        on_db!(self, p => p.close().await);
+        // Unlocked as the file closes.
+        self.serving.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }
 
