@@ -429,7 +429,10 @@ async fn raw_join(collab: &Collab, doc_id: Uuid, read_only: bool) -> Connection 
         display_name: "raw".into(),
         read_only,
     };
-    let mut conn = collab.join(doc_id, peer).await.expect("join");
+    let mut conn = tokio::time::timeout(WAIT, collab.join(doc_id, peer))
+        .await
+        .expect("the join is answered")
+        .expect("join");
     tokio::time::timeout(WAIT, conn.outbound.recv()).await.unwrap().unwrap();
     conn
 }
@@ -753,17 +756,22 @@ async fn fuzz_regressions_keep_content(backend: Backend) {
             conn.input
                 .receive(encode(Message::Sync(SyncMessage::SyncStep1(StateVector::default()))))
                 .await;
-            loop {
-                let next = tokio::select! {
-                    f = conn.outbound.recv() => f,
-                    _ = conn.kill.killed() => None,
-                };
-                match next {
-                    Some(f) if f.get(..2) == Some(&[0, 1]) => break,
-                    Some(_) => {}
-                    None => break,
+            let answered = tokio::time::timeout(WAIT, async {
+                loop {
+                    let next = tokio::select! {
+                        f = conn.outbound.recv() => f,
+                        _ = conn.kill.killed() => None,
+                    };
+                    match next {
+                        Some(f) if f.get(..2) == Some(&[0, 1]) => break,
+                        Some(_) => {}
+                        None => break,
+                    }
                 }
-            }
+            });
+            answered
+                .await
+                .unwrap_or_else(|_| panic!("frame {i}: neither answered nor closed"));
             for _ in 0..4 {
                 writer.edit(&mut rng);
             }
@@ -785,7 +793,9 @@ async fn fuzz_regressions_keep_content(backend: Backend) {
     }
     writer.disconnect();
     wait_unloaded(&app.state.collab).await;
-    app.restart().await;
+    tokio::time::timeout(WAIT, app.restart())
+        .await
+        .expect("the server restarts");
     assert_eq!(
         fresh_view(&app, doc_id).await.0,
         writer.text(),
