@@ -354,20 +354,7 @@ fn a_second_server_on_one_sqlite_database_is_refused() {
         err.contains("another Vellum server is using the SQLite database"),
         "{err}"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_vellum"))
-        .args(["user", "create", "--email", "a@example.com", "--name", "A"])
-        .env("VELLUM_DATA_DIR", dir.path())
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(b"long enough password\n")?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    user_create(dir.path(), &["--email", "a@example.com", "--name", "A"]);
     assert_eq!(get(&server.addr, "/readyz").0, 200);
     server.child.kill().unwrap();
     server.child.wait().unwrap();
@@ -419,20 +406,13 @@ fn print_config_redacts_secrets_and_reports_bad_settings() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("server.prot"));
 }
 
-#[test]
-fn user_create_makes_an_admin() {
-    let dir = tempfile::tempdir().unwrap();
+/// Runs `vellum user create <args>` on the SQLite database in `data_dir`, the password
+/// on stdin, and checks it succeeds.
+fn user_create(data_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     let out = Command::new(env!("CARGO_BIN_EXE_vellum"))
-        .args([
-            "user",
-            "create",
-            "--email",
-            "Root@Example.com",
-            "--name",
-            "Root",
-            "--admin",
-        ])
-        .env("VELLUM_DATA_DIR", dir.path())
+        .args(["user", "create"])
+        .args(args)
+        .env("VELLUM_DATA_DIR", data_dir)
         .env_remove("DATABASE_URL")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -444,6 +424,16 @@ fn user_create_makes_an_admin() {
         })
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+#[test]
+fn user_create_makes_an_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = user_create(
+        dir.path(),
+        &["--email", "Root@Example.com", "--name", "Root", "--admin"],
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("root@example.com"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("as admin"));
 }

@@ -599,12 +599,13 @@ async fn next_last_seqs(
     updates: &[NewUpdate<'_>],
 ) -> anyhow::Result<HashMap<Uuid, i64>> {
     let mut last: HashMap<Uuid, i64> = HashMap::new();
-    let mut unknown = Vec::new();
-    for u in updates {
-        if !tail.last_seq.contains_key(&u.document_id) && !unknown.contains(&u.document_id) {
-            unknown.push(u.document_id);
-        }
-    }
+    let mut unknown: Vec<Uuid> = updates
+        .iter()
+        .map(|u| u.document_id)
+        .filter(|d| !tail.last_seq.contains_key(d))
+        .collect();
+    unknown.sort_unstable();
+    unknown.dedup();
     // The last update stored, or what the snapshot covers (its updates are deleted).
     for chunk in power_of_two_chunks(&unknown) {
         let sql = format!(
