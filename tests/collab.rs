@@ -380,6 +380,34 @@ fn stored_text(stored: &vellum::store::StoredState) -> String {
     text.get_string(&doc.transact())
 }
 
+/// After a snapshot a room rests (20 times as long as the snapshot took) before it writes
+/// another that the log's share of the document asks for: with `snapshot_every_updates
+/// = 1` every durable edit here makes one due, and only a few are written. The final
+/// snapshot on unload still covers everything (`room::SNAPSHOT_REST_FACTOR`).
+async fn snapshots_rest_between_writes(backend: Backend) {
+    const EDITS: u64 = 80;
+    let app = app_with(backend, |c| c.collab.snapshot_every_updates = 1).await;
+    let doc_id = new_document(&app).await;
+    let mut a = Client::new(1);
+    a.connect(&app.state.collab, doc_id, false).await;
+    a.sync().await;
+    let mut rng = StdRng::seed_from_u64(43);
+    for _ in 0..EDITS {
+        a.edit(&mut rng);
+        a.sync().await;
+    }
+    let written = app.state.collab.snapshots_written();
+    assert!(
+        (1..=EDITS / 4).contains(&written),
+        "{written} snapshots for {EDITS} edits, each making one due"
+    );
+    a.disconnect();
+    wait_unloaded(&app.state.collab).await;
+    let stored = app.state.store.load_document_state(doc_id).await.unwrap();
+    assert!(stored.updates.is_empty(), "the final snapshot covers everything");
+    assert_eq!(fresh_view(&app, doc_id).await.0, a.text());
+}
+
 async fn compaction_keeps_content(backend: Backend) {
     let app = app_with(backend, |c| c.collab.snapshot_every_updates = 10).await;
     let doc_id = new_document(&app).await;
@@ -1117,6 +1145,7 @@ both_backends!(
     random_convergence,
     echo_comes_after_commit,
     compaction_keeps_content,
+    snapshots_rest_between_writes,
     malformed_input_closes_only_that_socket,
     panic_reloads_only_that_room,
     viewers_cannot_write,

@@ -28,6 +28,7 @@ pub use sessions::SessionLog;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
@@ -154,6 +155,7 @@ struct Shared {
     /// Client updates applied on a room's own thread, and on the blocking pool.
     applied_inline: AtomicU64,
     applied_on_pool: AtomicU64,
+    snapshots_written: AtomicU64,
     /// Documents whose next update apply misbehaves (fault injection for tests).
     faults: Mutex<HashMap<Uuid, Fault>>,
     /// Set once a fault has been injected: until then no update locks `faults`.
@@ -187,6 +189,7 @@ impl Collab {
                 next_room: AtomicU64::new(1),
                 applied_inline: AtomicU64::new(0),
                 applied_on_pool: AtomicU64::new(0),
+                snapshots_written: AtomicU64::new(0),
                 faults: Mutex::new(HashMap::new()),
                 faults_armed: AtomicBool::new(false),
                 load_gates: Mutex::new(HashMap::new()),
@@ -195,10 +198,20 @@ impl Collab {
     }
 
     /// Writes a snapshot of `document_id` covering updates up to `covers`, in turn
-    /// with the node's other snapshots (see `Shared::snapshot_writes`).
-    async fn write_snapshot(&self, document_id: Uuid, state: &[u8], covers: i64) -> anyhow::Result<()> {
+    /// with the node's other snapshots (see `Shared::snapshot_writes`). Returns how long
+    /// the write took once its turn came.
+    async fn write_snapshot(&self, document_id: Uuid, state: &[u8], covers: i64) -> anyhow::Result<Duration> {
         let _turn = self.shared.snapshot_writes.acquire().await?;
-        self.shared.store.write_snapshot(document_id, state, covers).await
+        let started = std::time::Instant::now();
+        self.shared.store.write_snapshot(document_id, state, covers).await?;
+        self.shared.snapshots_written.fetch_add(1, Ordering::Relaxed);
+        Ok(started.elapsed())
+    }
+
+    /// Snapshots this node has written, for tests.
+    #[doc(hidden)]
+    pub fn snapshots_written(&self) -> u64 {
+        self.shared.snapshots_written.load(Ordering::Relaxed)
     }
 
     pub fn node_id(&self) -> &str {

@@ -41,8 +41,19 @@ const INLINE_SLOW: Duration = Duration::from_millis(if cfg!(debug_assertions) { 
 /// update was rewritten every 30 KB of edits, 33 times the bytes edited, and encoding
 /// snapshots took 13% of the server's samples in a profile at the throughput ceiling.
 /// A load replays at most an eighth of the document's size in updates, or
-/// `snapshot_every_updates` of them on a small document.
+/// `snapshot_every_updates` of them on a small document; more if the room was resting
+/// after a snapshot (`SNAPSHOT_REST_FACTOR`), never more than `snapshot_every_bytes`.
 const SNAPSHOT_LOG_FRACTION: u64 = 8;
+/// After a snapshot, a room waits this many times as long as it took (encoding and
+/// writing) before the next one the fraction above makes due; one that
+/// `snapshot_every_bytes` makes due is written at once. Writing a snapshot holds
+/// SQLite's write lock for about 10 ms per MB, and every group commit waits behind it:
+/// at the throughput ceiling the document grows by 1 MB a second, and the snapshots that
+/// rule asked for (one per eighth of growth: 9 a second at 3 MB) held the lock an eighth
+/// of the time, the p99 following them (BENCHMARKS.md, change 43). With the rest, a
+/// room spends at most 1 / 21 of its time on snapshots; a document edited at ordinary
+/// rates never meets the rest.
+const SNAPSHOT_REST_FACTOR: u32 = 20;
 /// The connection id under which awareness states from other nodes are kept.
 const REMOTE: ConnId = 0;
 
@@ -200,6 +211,9 @@ struct Room {
     /// One snapshot write at a time: the periodic task holds the permit while it writes,
     /// and the final snapshot waits for it.
     snapshot_permit: Arc<Semaphore>,
+    /// Until when a snapshot that is only [`Due::Paced`] waits (`SNAPSHOT_REST_FACTOR`),
+    /// set by the task that wrote the last one.
+    snapshot_rest: Arc<std::sync::Mutex<Instant>>,
     inflight: FuturesOrdered<DurableFuture>,
     unload_at: Option<Instant>,
     /// An inline apply took more than `INLINE_SLOW`: apply on the blocking pool.
@@ -255,6 +269,7 @@ async fn run(collab: Collab, id: Uuid, generation: u64, mut rx: mpsc::Receiver<C
         size,
         since_snapshot: logged,
         snapshot_permit: Arc::new(Semaphore::new(1)),
+        snapshot_rest: Arc::new(std::sync::Mutex::new(Instant::now())),
         inflight: FuturesOrdered::new(),
         unload_at: Some(Instant::now() + Duration::from_millis(collab_grace)),
         slow_applies: false,
@@ -490,13 +505,39 @@ fn encodes_after(txn: &TransactionMut, pending: bool) -> Result<(), String> {
     .map_err(|_| "the document could not be encoded after it".to_string())
 }
 
+/// Whether a snapshot is due, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    No,
+    /// By `snapshot_every_updates` and the log's share of the document: once the room
+    /// has rested after the last snapshot (`SNAPSHOT_REST_FACTOR`).
+    Paced,
+    /// By `snapshot_every_bytes`: now, rested or not, so the log stays bounded.
+    Now,
+}
+
 /// Whether a snapshot is due. `since`: the updates stored after the last snapshot (how
 /// many, their bytes); `last`: that snapshot's size; `every`: `snapshot_every_updates`
 /// and `snapshot_every_bytes`. Due after `every.0` updates once their bytes also come to
 /// `1 / SNAPSHOT_LOG_FRACTION` of `last`, or after `every.1` bytes.
-fn snapshot_due(since: (u64, u64), last: u64, every: (u64, u64)) -> bool {
+fn snapshot_due(since: (u64, u64), last: u64, every: (u64, u64)) -> Due {
     let (updates, bytes) = since;
-    bytes >= every.1 || (updates >= every.0 && bytes.saturating_mul(SNAPSHOT_LOG_FRACTION) >= last)
+    if bytes >= every.1 {
+        Due::Now
+    } else if updates >= every.0 && bytes.saturating_mul(SNAPSHOT_LOG_FRACTION) >= last {
+        Due::Paced
+    } else {
+        Due::No
+    }
+}
+
+/// Whether to write a snapshot that is `due`, at `now`, with the room resting until `rest`.
+fn snapshot_wanted(due: Due, now: Instant, rest: Instant) -> bool {
+    match due {
+        Due::No => false,
+        Due::Paced => now >= rest,
+        Due::Now => true,
+    }
 }
 
 /// The CPU time this thread has used.
@@ -918,25 +959,34 @@ impl Room {
         let cfg = self.collab.config();
         let last = self.size.saturating_sub(self.since_snapshot.1 as usize) as u64;
         let every = (cfg.snapshot_every_updates, cfg.snapshot_every_bytes);
-        if !snapshot_due(self.since_snapshot, last, every) {
-            return;
+        let rest = *self.snapshot_rest.lock().unwrap_or_else(|e| e.into_inner());
+        if !snapshot_wanted(snapshot_due(self.since_snapshot, last, every), Instant::now(), rest) {
+            return; // the next update or the final snapshot asks again
         }
         let Ok(permit) = self.snapshot_permit.clone().try_acquire_owned() else {
             return; // one is being written; the next update or the final snapshot follows up
         };
+        let started = Instant::now();
         let Some((state, covers)) = self.encode_state().await else {
             return;
         };
+        let encoding = started.elapsed();
         self.since_snapshot = (0, 0);
         self.size = state.len();
         let mut durable = self.durable_seq.subscribe();
-        let (collab, id) = (self.collab.clone(), self.id);
+        let (collab, id, rest) = (self.collab.clone(), self.id, self.snapshot_rest.clone());
         tokio::spawn(async move {
             // Written only once everything it covers is durable; abandoned if the room fails.
-            if durable.wait_for(|d| *d >= covers).await.is_ok()
-                && let Err(e) = collab.write_snapshot(id, &state, covers).await
-            {
-                tracing::warn!(document = %id, error = ?e, "snapshot failed; the update log still has everything");
+            if durable.wait_for(|d| *d >= covers).await.is_ok() {
+                match collab.write_snapshot(id, &state, covers).await {
+                    Ok(writing) => {
+                        let until = Instant::now() + (encoding + writing) * SNAPSHOT_REST_FACTOR;
+                        *rest.lock().unwrap_or_else(|e| e.into_inner()) = until;
+                    }
+                    Err(e) => {
+                        tracing::warn!(document = %id, error = ?e, "snapshot failed; the update log still has everything")
+                    }
+                }
             }
             drop(permit);
         });
@@ -974,7 +1024,7 @@ impl Room {
             return;
         };
         match self.collab.write_snapshot(self.id, &state, covers).await {
-            Ok(()) => self.since_snapshot = (0, 0),
+            Ok(_) => self.since_snapshot = (0, 0),
             Err(e) => {
                 tracing::warn!(document = %self.id, error = ?e, "final snapshot failed; the update log still has everything")
             }
@@ -1222,21 +1272,42 @@ mod tests {
     use yrs::updates::decoder::Decode;
     use yrs::{Doc, ReadTxn, Transact, Update};
 
-    use super::{encodes_after, snapshot_due};
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::{Due, encodes_after, snapshot_due, snapshot_wanted};
 
     /// Small documents: every 1,000 updates. Big ones: once the updates since come to an
-    /// eighth of the last snapshot. Either way after 4 MiB.
+    /// eighth of the last snapshot. Either way after 4 MiB, and that one without rest.
     #[test]
     fn snapshots_wait_longer_on_big_documents() {
         let every = (1000, 4 << 20);
-        assert!(!snapshot_due((999, 30_000), 0, every));
-        assert!(snapshot_due((1000, 30_000), 0, every));
-        assert!(snapshot_due((1000, 30_000), 240_000, every));
-        assert!(!snapshot_due((1000, 30_000), 240_001, every));
-        assert!(!snapshot_due((5000, 125_000), 1_000_001, every));
-        assert!(snapshot_due((5000, 125_000), 1_000_000, every));
-        assert!(snapshot_due((10, 4 << 20), 64 << 20, every));
-        assert!(!snapshot_due((0, 0), 0, every), "nothing logged, nothing to write");
+        assert_eq!(snapshot_due((999, 30_000), 0, every), Due::No);
+        assert_eq!(snapshot_due((1000, 30_000), 0, every), Due::Paced);
+        assert_eq!(snapshot_due((1000, 30_000), 240_000, every), Due::Paced);
+        assert_eq!(snapshot_due((1000, 30_000), 240_001, every), Due::No);
+        assert_eq!(snapshot_due((5000, 125_000), 1_000_001, every), Due::No);
+        assert_eq!(snapshot_due((5000, 125_000), 1_000_000, every), Due::Paced);
+        assert_eq!(snapshot_due((10, 4 << 20), 64 << 20, every), Due::Now);
+        assert_eq!(snapshot_due((5000, 4 << 20), 0, every), Due::Now);
+        assert_eq!(
+            snapshot_due((0, 0), 0, every),
+            Due::No,
+            "nothing logged, nothing to write"
+        );
+    }
+
+    /// A paced snapshot waits out the rest after the last one; a forced one does not.
+    #[test]
+    fn snapshots_rest_unless_the_log_is_full() {
+        let now = Instant::now();
+        let (rested, resting) = (now - Duration::from_millis(1), now + Duration::from_millis(600));
+        assert!(snapshot_wanted(Due::Paced, now, rested));
+        assert!(snapshot_wanted(Due::Paced, now, now));
+        assert!(!snapshot_wanted(Due::Paced, now, resting));
+        assert!(snapshot_wanted(Due::Now, now, resting));
+        assert!(!snapshot_wanted(Due::No, now, rested));
     }
 
     /// Applied without `vet` (as before it existed), an update whose clocks wrap leaves
