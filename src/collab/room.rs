@@ -54,6 +54,9 @@ const SNAPSHOT_LOG_FRACTION: u64 = 8;
 /// room spends at most 1 / 21 of its time on snapshots; a document edited at ordinary
 /// rates never meets the rest.
 const SNAPSHOT_REST_FACTOR: u32 = 20;
+/// The longest rest, whatever the last snapshot took (a disk that stalled for seconds
+/// would otherwise leave a small document's log growing for minutes).
+const SNAPSHOT_REST_MAX: Duration = Duration::from_secs(10);
 /// The connection id under which awareness states from other nodes are kept.
 const REMOTE: ConnId = 0;
 
@@ -531,6 +534,11 @@ fn snapshot_due(since: (u64, u64), last: u64, every: (u64, u64)) -> Due {
     }
 }
 
+/// How long a room rests after a snapshot that took `took` to encode and write.
+fn snapshot_rest(took: Duration) -> Duration {
+    took.saturating_mul(SNAPSHOT_REST_FACTOR).min(SNAPSHOT_REST_MAX)
+}
+
 /// Whether to write a snapshot that is `due`, at `now`, with the room resting until `rest`.
 fn snapshot_wanted(due: Due, now: Instant, rest: Instant) -> bool {
     match due {
@@ -980,7 +988,7 @@ impl Room {
             if durable.wait_for(|d| *d >= covers).await.is_ok() {
                 match collab.write_snapshot(id, &state, covers).await {
                     Ok(writing) => {
-                        let until = Instant::now() + (encoding + writing) * SNAPSHOT_REST_FACTOR;
+                        let until = Instant::now() + snapshot_rest(encoding + writing);
                         *rest.lock().unwrap_or_else(|e| e.into_inner()) = until;
                     }
                     Err(e) => {
@@ -1276,7 +1284,7 @@ mod tests {
 
     use tokio::time::Instant;
 
-    use super::{Due, encodes_after, snapshot_due, snapshot_wanted};
+    use super::{Due, encodes_after, snapshot_due, snapshot_rest, snapshot_wanted};
 
     /// Small documents: every 1,000 updates. Big ones: once the updates since come to an
     /// eighth of the last snapshot. Either way after 4 MiB, and that one without rest.
@@ -1308,6 +1316,8 @@ mod tests {
         assert!(!snapshot_wanted(Due::Paced, now, resting));
         assert!(snapshot_wanted(Due::Now, now, resting));
         assert!(!snapshot_wanted(Due::No, now, rested));
+        assert_eq!(snapshot_rest(Duration::from_millis(30)), Duration::from_millis(600));
+        assert_eq!(snapshot_rest(Duration::from_secs(5)), Duration::from_secs(10));
     }
 
     /// Applied without `vet` (as before it existed), an update whose clocks wrap leaves
