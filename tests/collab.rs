@@ -382,30 +382,42 @@ fn stored_text(stored: &vellum::store::StoredState) -> String {
 
 /// After a snapshot a room rests (20 times as long as the snapshot took) before it writes
 /// another that the log's share of the document asks for: with `snapshot_every_updates
-/// = 1` every durable edit here makes one due, and only a few are written. The final
-/// snapshot on unload still covers everything (`room::SNAPSHOT_REST_FACTOR`).
+/// = 1` every durable edit here makes one due, and only a few are written. One that
+/// `snapshot_every_bytes` asks for is written rested or not: with it at 1 byte most
+/// edits get theirs (those made while the last is still being written wait for the
+/// next). Either way the final snapshot on unload covers everything
+/// (`room::SNAPSHOT_REST_FACTOR`).
 async fn snapshots_rest_between_writes(backend: Backend) {
     const EDITS: u64 = 80;
-    let app = app_with(backend, |c| c.collab.snapshot_every_updates = 1).await;
-    let doc_id = new_document(&app).await;
-    let mut a = Client::new(1);
-    a.connect(&app.state.collab, doc_id, false).await;
-    a.sync().await;
-    let mut rng = StdRng::seed_from_u64(43);
-    for _ in 0..EDITS {
-        a.edit(&mut rng);
+    for forced in [false, true] {
+        let app = app_with(backend, |c| {
+            c.collab.snapshot_every_updates = 1;
+            if forced {
+                c.collab.snapshot_every_bytes = 1;
+            }
+        })
+        .await;
+        let doc_id = new_document(&app).await;
+        let mut a = Client::new(1);
+        a.connect(&app.state.collab, doc_id, false).await;
         a.sync().await;
+        let mut rng = StdRng::seed_from_u64(43);
+        for _ in 0..EDITS {
+            a.edit(&mut rng);
+            a.sync().await;
+        }
+        let written = app.state.collab.snapshots_written();
+        let expected = if forced { EDITS / 4 + 1..=EDITS } else { 1..=EDITS / 4 };
+        assert!(
+            expected.contains(&written),
+            "{written} snapshots for {EDITS} edits, each making one due (forced: {forced})"
+        );
+        a.disconnect();
+        wait_unloaded(&app.state.collab).await;
+        let stored = app.state.store.load_document_state(doc_id).await.unwrap();
+        assert!(stored.updates.is_empty(), "the final snapshot covers everything");
+        assert_eq!(fresh_view(&app, doc_id).await.0, a.text());
     }
-    let written = app.state.collab.snapshots_written();
-    assert!(
-        (1..=EDITS / 4).contains(&written),
-        "{written} snapshots for {EDITS} edits, each making one due"
-    );
-    a.disconnect();
-    wait_unloaded(&app.state.collab).await;
-    let stored = app.state.store.load_document_state(doc_id).await.unwrap();
-    assert!(stored.updates.is_empty(), "the final snapshot covers everything");
-    assert_eq!(fresh_view(&app, doc_id).await.0, a.text());
 }
 
 async fn compaction_keeps_content(backend: Backend) {

@@ -967,8 +967,12 @@ impl Room {
         let cfg = self.collab.config();
         let last = self.size.saturating_sub(self.since_snapshot.1 as usize) as u64;
         let every = (cfg.snapshot_every_updates, cfg.snapshot_every_bytes);
+        let due = snapshot_due(self.since_snapshot, last, every);
+        if due == Due::No {
+            return; // the common case, on every durable update: no lock, no clock
+        }
         let rest = *self.snapshot_rest.lock().unwrap_or_else(|e| e.into_inner());
-        if !snapshot_wanted(snapshot_due(self.since_snapshot, last, every), Instant::now(), rest) {
+        if !snapshot_wanted(due, Instant::now(), rest) {
             return; // the next update or the final snapshot asks again
         }
         let Ok(permit) = self.snapshot_permit.clone().try_acquire_owned() else {
