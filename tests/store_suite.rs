@@ -750,6 +750,47 @@ async fn postgres_replaces_connections_the_server_dropped_while_idle() {
     assert_eq!(found.map(|u| u.email), Some("o@example.com".to_string()));
 }
 
+/// A PostgreSQL connection the pool opens once the store is migrated has the statements
+/// of a connect to a document (its user, the document with the user's grant, the room's
+/// load) prepared before its first use (change 45): every connection of the pool here,
+/// the one the migrations ran on included.
+#[tokio::test]
+async fn postgres_connections_are_warmed_up() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let owner = user(&store, "o@example.com").await;
+    let mut held = Vec::new();
+    for _ in 0..store.pool_size() {
+        held.push(store.hold_connection().await.unwrap());
+    }
+    assert_eq!(store.open_connections(), store.pool_size());
+    for conn in &mut held {
+        let prepared = store.prepared_statements(conn).await.unwrap();
+        for part in [
+            "from users where id = $1",
+            "left join document_access a",
+            "from document_snapshots",
+        ] {
+            assert!(
+                prepared.iter().any(|s| s.contains(part)),
+                "no statement with {part:?} among {prepared:#?}"
+            );
+        }
+    }
+    drop(held);
+    // The statements still answer, with what the warm-up's nil ids did not match.
+    assert_eq!(store.user_by_id(owner.id).await.unwrap().map(|u| u.id), Some(owner.id));
+    let d = store.create_document(owner.id, "T", "t").await.unwrap().unwrap();
+    assert_eq!(
+        store
+            .document_by_id(d.id, Some(owner.id))
+            .await
+            .unwrap()
+            .map(|(doc, _)| doc.id),
+        Some(d.id)
+    );
+}
+
 both_backends!(
     one_server_per_sqlite_database,
     automatic_pool_size,

@@ -88,7 +88,7 @@ pub struct SessionRow {
 
 /// A document's state: the snapshot (kind 0) if any, then the updates after it (kind 1)
 /// in order. A snapshot deletes the updates it covers.
-const LOAD_POSTGRES: &str = "select 0 as kind, seq, state as data from document_snapshots where document_id = $1 \
+pub(super) const LOAD_POSTGRES: &str = "select 0 as kind, seq, state as data from document_snapshots where document_id = $1 \
      union all select 1 as kind, seq, data from document_updates where document_id = $1 \
      and seq > (select coalesce(max(seq), 0) from document_snapshots where document_id = $1) \
      order by kind, seq";

@@ -90,6 +90,18 @@ pub struct MetadataChange<'a> {
     pub status: Option<DocStatus>,
 }
 
+/// A live document matching `condition` (on `$1`), with the grant user `$2` holds on it.
+/// Every connect to a document reads it with `d.id = $1` (warmed on new PostgreSQL
+/// connections: `super::warm_up`).
+pub(super) fn document_where_sql(condition: &str) -> String {
+    format!(
+        "select {DOC_COLUMNS}, a.role as grant_role
+             from documents d
+             left join document_access a on a.document_id = d.id and a.user_id = $2
+             where {condition} and d.deleted_at is null"
+    )
+}
+
 impl Store {
     /// Inserts a document; `Ok(None)` when the slug is taken by a live document.
     pub async fn create_document(&self, owner: Uuid, title: &str, slug: &str) -> anyhow::Result<Option<Document>> {
@@ -136,12 +148,7 @@ impl Store {
         key: DocKey<'_>,
         user: Option<Uuid>,
     ) -> anyhow::Result<Option<(Document, Option<Grant>)>> {
-        let sql = format!(
-            "select {DOC_COLUMNS}, a.role as grant_role
-             from documents d
-             left join document_access a on a.document_id = d.id and a.user_id = $2
-             where {condition} and d.deleted_at is null"
-        );
+        let sql = document_where_sql(condition);
         let row = on_db!(self, p => {
             let q = sqlx::query_as::<_, DocWithGrant>(&sql);
             let q = match key {

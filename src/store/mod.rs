@@ -18,12 +18,13 @@ pub use versions::{NewVersion, Version};
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::Connection;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::config::{self, DatabaseConfig};
@@ -49,6 +50,11 @@ pub struct Store {
     /// SQLite: the lock that says a server is using the database
     /// ([`Store::lock_for_serving`]), held until [`Store::close`].
     serving: Arc<std::sync::Mutex<Option<std::fs::File>>>,
+    /// Set once [`Store::migrate`] has run: from then on a new PostgreSQL connection is
+    /// warmed up ([`warm_up`]) before its first use. Not before: a migration that changed
+    /// a column would leave a statement prepared earlier failing ("cached plan must not
+    /// change result type").
+    migrated: Arc<AtomicBool>,
 }
 
 #[derive(Clone)]
@@ -117,11 +123,36 @@ fn pool_size(configured: u32, automatic: u32) -> u32 {
     if configured == 0 { automatic } else { configured }
 }
 
+/// Runs on a new PostgreSQL connection what every connect to a document asks of the
+/// database (its user, the document with the user's grant, the room's load), each for a
+/// nil id that matches nothing. The first run of a statement on a connection costs about
+/// 2 ms more than the next: sqlx prepares it, and the new backend fills its catalog
+/// caches. Without this, the first opens of documents after a start, and after the pool
+/// replaces a connection (`max_lifetime`, 30 minutes), paid it (BENCHMARKS.md, change
+/// 45). Errors are left to the statements' real uses.
+async fn warm_up(conn: &mut PgConnection) {
+    let nil = uuid::Uuid::nil();
+    let started = std::time::Instant::now();
+    let user = sqlx::query(&users::user_by_id_sql())
+        .bind(nil)
+        .fetch_optional(&mut *conn)
+        .await;
+    let document = sqlx::query(&documents::document_where_sql("d.id = $1"))
+        .bind(nil)
+        .bind(None::<uuid::Uuid>)
+        .fetch_optional(&mut *conn)
+        .await;
+    let load = sqlx::query(collab::LOAD_POSTGRES).bind(nil).fetch_all(&mut *conn).await;
+    let failed = [user.err(), document.err(), load.err()].into_iter().flatten().next();
+    tracing::debug!(took = ?started.elapsed(), error = ?failed, "warmed up a PostgreSQL connection");
+}
+
 impl Store {
     /// Connects to `database.url` (empty: SQLite at `<data_dir>/vellum.db`).
     /// Does not migrate; call [`Store::migrate`].
     pub async fn connect(db: &DatabaseConfig, data_dir: &std::path::Path) -> anyhow::Result<Self> {
         let url = db.url.expose();
+        let migrated = Arc::new(AtomicBool::new(false));
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url).context("invalid PostgreSQL URL")?;
             let pool = PgPoolOptions::new()
@@ -139,6 +170,18 @@ impl Store {
                         Ok(true)
                     })
                 })
+                .after_connect({
+                    let migrated = migrated.clone();
+                    move |conn, _| {
+                        let migrated = migrated.load(Ordering::Acquire);
+                        Box::pin(async move {
+                            if migrated {
+                                warm_up(conn).await;
+                            }
+                            Ok(())
+                        })
+                    }
+                })
                 .acquire_timeout(Duration::from_millis(db.busy_timeout_ms.max(1000)))
                 .connect_with(opts)
                 .await
@@ -149,6 +192,7 @@ impl Store {
                 commit_cache: None,
                 sqlite_file: None,
                 serving: Arc::default(),
+                migrated,
             });
         }
         let opts = if url.is_empty() {
@@ -189,6 +233,7 @@ impl Store {
             commit_cache,
             sqlite_file: (file != std::path::Path::new(":memory:")).then_some(file),
             serving: Arc::default(),
+            migrated,
         })
     }
 
@@ -236,10 +281,20 @@ impl Store {
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match &self.pool {
-            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
-            Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
+            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await.context("running migrations")?,
+            Pool::Postgres(p) => {
+                // On a connection held here, so that it can be warmed up after: it was
+                // opened before the flag below was set.
+                let mut conn = p.acquire().await?;
+                POSTGRES_MIGRATIONS
+                    .run(&mut *conn)
+                    .await
+                    .context("running migrations")?;
+                self.migrated.store(true, Ordering::Release);
+                warm_up(&mut conn).await;
+            }
         }
-        .context("running migrations")
+        Ok(())
     }
 
     /// Readiness: the database answers a query.
@@ -313,6 +368,17 @@ impl Store {
                 Ok(Some(-size))
             }
             Held::Postgres(_) => Ok(None),
+        }
+    }
+
+    /// The statements prepared on a held PostgreSQL connection (empty on SQLite), for tests.
+    #[doc(hidden)]
+    pub async fn prepared_statements(&self, conn: &mut HeldConnection) -> anyhow::Result<Vec<String>> {
+        match &mut conn.held {
+            Held::Postgres(c) => Ok(sqlx::query_scalar("select statement from pg_prepared_statements")
+                .fetch_all(&mut **c)
+                .await?),
+            Held::Sqlite(_) => Ok(Vec::new()),
         }
     }
 

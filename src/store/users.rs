@@ -7,6 +7,12 @@ use crate::auth::{Role, User};
 
 const USER_COLUMNS: &str = "id, email, display_name, role, created_at";
 
+/// Every connect to a document reads its user with this (warmed on new PostgreSQL
+/// connections: `super::warm_up`).
+pub(super) fn user_by_id_sql() -> String {
+    format!("select {USER_COLUMNS} from users where id = $1")
+}
+
 /// A user row plus its password hash, for login only.
 #[derive(sqlx::FromRow)]
 struct Credentials {
@@ -54,7 +60,7 @@ impl Store {
     }
 
     pub async fn user_by_id(&self, id: Uuid) -> anyhow::Result<Option<User>> {
-        let sql = format!("select {USER_COLUMNS} from users where id = $1");
+        let sql = user_by_id_sql();
         Ok(on_db!(self, p => sqlx::query_as::<_, User>(&sql).bind(id).fetch_optional(p).await)?)
     }
 

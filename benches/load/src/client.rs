@@ -160,6 +160,9 @@ pub struct Client {
     /// Time this client spent decoding and applying sync step 2 replies: the client's
     /// own share of an open, whatever the server.
     pub sync_apply: Duration,
+    /// Time this client spent decoding and applying update messages (the rest of a
+    /// document, for a server that sends it after sync step 2).
+    pub update_apply: Duration,
     /// A reader that only watches (`fanout --writers`): update messages are kept with
     /// their arrival time and integrated by [`Client::catch_up`], after the measured
     /// window, so that the load tool's CPU goes to the server's traffic rather than to
@@ -199,6 +202,7 @@ impl Client {
             closed: None,
             upgrade: t0.elapsed(),
             sync_apply: Duration::ZERO,
+            update_apply: Duration::ZERO,
             defer: false,
             deferred: Vec::new(),
             caught_up: false,
@@ -218,6 +222,26 @@ impl Client {
                 Err(_) => bail!("client {} not synced after {timeout:?}", self.idx),
                 Ok(false) => bail!(
                     "client {}: connection closed before sync: {}",
+                    self.idx,
+                    self.closed.as_deref().unwrap_or("?")
+                ),
+                Ok(true) => self.flush().await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Receives until synced and holding everything `target` names: a server may answer
+    /// sync step 1 before it has loaded the document and send the rest as updates (the
+    /// reference server with its LevelDB persistence does), so synced alone is not open.
+    pub async fn wait_covers(&mut self, target: &StateVector, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.wait_synced(timeout).await?;
+        while !self.covers(target) {
+            match tokio::time::timeout_at(deadline, self.recv()).await {
+                Err(_) => bail!("client {} synced but incomplete after {timeout:?}", self.idx),
+                Ok(false) => bail!(
+                    "client {}: connection closed before the document was complete: {}",
                     self.idx,
                     self.closed.as_deref().unwrap_or("?")
                 ),
@@ -301,7 +325,9 @@ impl Client {
                 }
                 Ok(YMessage::Sync(SyncMessage::Update(u))) => {
                     self.updates_in += 1;
+                    let t = Instant::now();
                     self.apply(&u, now);
+                    self.update_apply += t.elapsed();
                 }
                 Ok(YMessage::Auth(Some(reason))) => self.errors.push(format!("permission denied: {reason}")),
                 Ok(_) => {}

@@ -1,9 +1,11 @@
 //! The load tool's convergence check against a tiny in-test y-websocket server: a correct
 //! relay passes, and deliberately broken ones (dropping or corrupting some of the updates
 //! each client receives from the others) make the tool report a divergence and exit
-//! non-zero. Each case runs with
-//! every client writing, and with `--writers 2` (the third client a reader that integrates
-//! only after the sending stops).
+//! non-zero. Each case runs with every client writing, and with `--writers 2` (the third
+//! client a reader that integrates only after the sending stops). A stub that answers sync
+//! step 1 with an empty document and sends the content a moment later (as the reference
+//! server does with its LevelDB persistence) is a correct server too: `cold-load` must wait
+//! for the content rather than end the open, or fail, at sync step 2.
 
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +27,9 @@ enum Fault {
     /// Every 3rd update a connection gets from the others arrives with one inserted
     /// character changed.
     Corrupt,
+    /// Correct, but sync step 2 is empty and the document follows 30 ms later as an
+    /// update message.
+    LateState,
 }
 
 struct Stub {
@@ -90,6 +95,16 @@ async fn serve(stub: Arc<Stub>, no: usize, tcp: tokio::net::TcpStream) {
             match m {
                 Ok(YMessage::Sync(SyncMessage::SyncStep1(sv))) => {
                     let diff = stub.doc.transact().encode_diff_v1(&sv);
+                    if stub.fault == Fault::LateState {
+                        let empty = Doc::new().transact().encode_diff_v1(&sv);
+                        let _ = tx.send(YMessage::Sync(SyncMessage::SyncStep2(empty)).encode_v1());
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+                            let _ = tx.send(YMessage::Sync(SyncMessage::Update(diff)).encode_v1());
+                        });
+                        continue;
+                    }
                     let _ = tx.send(YMessage::Sync(SyncMessage::SyncStep2(diff)).encode_v1());
                 }
                 Ok(YMessage::Sync(SyncMessage::SyncStep2(u) | SyncMessage::Update(u))) => relay(&stub, no, u),
@@ -222,4 +237,70 @@ async fn corrupted_updates_are_a_divergence() {
         assert!(!ok, "the tool passed a server that corrupts updates:\n{out}");
         assert!(out.contains("DIVERGED") && out.contains("at offset"), "{out}");
     }
+}
+
+/// A small trace in the format of `../shared/data` (see the README there), so that the
+/// test does not need the real ones: 200 transactions typing and deleting.
+fn tiny_trace_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("vellum-load-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut txns = Vec::new();
+    let mut len = 0u32;
+    for i in 0..200u32 {
+        let patch = if i % 7 == 6 {
+            len -= 1;
+            serde_json::json!([len / 2, 1, ""])
+        } else {
+            len += 1;
+            serde_json::json!([len / 3, 0, char::from(b'a' + (i % 26) as u8).to_string()])
+        };
+        txns.push(serde_json::json!({"time": "2020-01-01T00:00:00.000Z", "patches": [patch]}));
+    }
+    let trace = serde_json::json!({"startContent": "", "endContent": "", "txns": txns});
+    let file = std::fs::File::create(dir.join("automerge-paper.json.gz")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, trace.to_string().as_bytes()).unwrap();
+    gz.finish().unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn cold_load_waits_for_content_sent_after_sync_step_2() {
+    let traces = tiny_trace_dir();
+    for fault in [Fault::None, Fault::LateState] {
+        let url = start(fault).await;
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vellum-load"))
+            .args(["--url", &url, "--label", "stub", "--traces"])
+            .arg(&traces)
+            .args(["cold-load", "--patches", "0", "--opens", "2"])
+            .output()
+            .await
+            .unwrap();
+        let out = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = out
+            .lines()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or_else(|| panic!("no JSON line:\n{out}"));
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["converged"], true, "{out}");
+        let numbers = |key: &str| -> Vec<f64> {
+            let a = v[key].as_array().unwrap_or_else(|| panic!("no {key}:\n{out}"));
+            a.iter().map(|n| n.as_f64().unwrap()).collect()
+        };
+        let (late, opens) = (numbers("cold_updates_after_sync"), numbers("cold_open_ms"));
+        if fault == Fault::LateState {
+            assert!(late.iter().all(|&n| n >= 1.0), "{out}");
+            assert!(
+                opens.iter().all(|&ms| ms >= 30.0),
+                "an open ended before the content came:\n{out}"
+            );
+        } else {
+            assert_eq!(late, [0.0, 0.0], "{out}");
+        }
+    }
+    std::fs::remove_dir_all(traces).unwrap();
 }
