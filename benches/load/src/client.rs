@@ -216,32 +216,31 @@ impl Client {
 
     /// Receives until synced (the server's sync step 2 was applied).
     pub async fn wait_synced(&mut self, timeout: Duration) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while !self.synced {
-            match tokio::time::timeout_at(deadline, self.recv()).await {
-                Err(_) => bail!("client {} not synced after {timeout:?}", self.idx),
-                Ok(false) => bail!(
-                    "client {}: connection closed before sync: {}",
-                    self.idx,
-                    self.closed.as_deref().unwrap_or("?")
-                ),
-                Ok(true) => self.flush().await?,
-            }
-        }
-        Ok(())
+        self.receive_until(|c| c.synced, "synced", timeout).await
     }
 
     /// Receives until synced and holding everything `target` names: a server may answer
     /// sync step 1 before it has loaded the document and send the rest as updates (the
     /// reference server with its LevelDB persistence does), so synced alone is not open.
     pub async fn wait_covers(&mut self, target: &StateVector, timeout: Duration) -> anyhow::Result<()> {
+        self.receive_until(|c| c.synced && c.covers(target), "synced and complete", timeout)
+            .await
+    }
+
+    /// Receives (answering as it goes) until `done` holds; fails once `timeout` passes
+    /// or the connection ends first.
+    async fn receive_until(
+        &mut self,
+        done: impl Fn(&Self) -> bool,
+        what: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
-        self.wait_synced(timeout).await?;
-        while !self.covers(target) {
+        while !done(self) {
             match tokio::time::timeout_at(deadline, self.recv()).await {
-                Err(_) => bail!("client {} synced but incomplete after {timeout:?}", self.idx),
+                Err(_) => bail!("client {} not {what} after {timeout:?}", self.idx),
                 Ok(false) => bail!(
-                    "client {}: connection closed before the document was complete: {}",
+                    "client {}: connection closed before it was {what}: {}",
                     self.idx,
                     self.closed.as_deref().unwrap_or("?")
                 ),

@@ -154,19 +154,34 @@ async fn runs(fault: Fault) -> Vec<(bool, String)> {
 }
 
 async fn run_tool(url: &str, writers: &str) -> (bool, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vellum-load"))
-        .args(["--url", url, "--converge-timeout-ms", "1500", "--label", "stub"])
-        .args(["fanout", "--clients", "3", "--writers", writers])
-        .args(["--rate", "20", "--duration", "1.5"])
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    (
-        out.status.success(),
-        format!("--writers {writers}:\n{stdout}\n{stderr}"),
-    )
+    let args = format!(
+        "--converge-timeout-ms 1500 --label stub fanout --clients 3 --writers {writers} --rate 20 --duration 1.5"
+    );
+    let (ok, out) = vellum_load(url, &args, None).await;
+    (ok, format!("--writers {writers}:\n{out}"))
+}
+
+/// Runs the tool against `url` with `args` (split at spaces), and the traces in `traces`
+/// if given; its exit status, and its stdout and stderr together.
+async fn vellum_load(url: &str, args: &str, traces: Option<&std::path::Path>) -> (bool, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_vellum-load"));
+    cmd.args(["--url", url]).args(args.split(' '));
+    if let Some(dir) = traces {
+        cmd.env("VELLUM_TRACES", dir);
+    }
+    let out = cmd.output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), format!("{stdout}\n{stderr}"))
+}
+
+/// The JSON line of a run's output.
+fn json_line(out: &str) -> serde_json::Value {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON line:\n{out}"));
+    serde_json::from_str(line).unwrap()
 }
 
 #[tokio::test]
@@ -179,29 +194,12 @@ async fn a_correct_server_converges() {
     // Unpaced too, as `ceiling` runs: readers integrate after the run, so every send
     // instant must still be known then (BENCHMARKS.md, change 33).
     let url = start(Fault::None).await;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vellum-load"))
-        .args(["--url", &url, "--label", "stub"])
-        .args([
-            "fanout",
-            "--clients",
-            "3",
-            "--writers",
-            "2",
-            "--rate",
-            "0",
-            "--window",
-            "16",
-            "--duration",
-            "1",
-        ])
-        .output()
-        .await
-        .unwrap();
-    let out = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (_, out) = vellum_load(
+        &url,
+        "--label stub fanout --clients 3 --writers 2 --rate 0 --window 16 --duration 1",
+        None,
+    )
+    .await;
     assert!(out.contains("\"converged\":true"), "{out}");
     assert_every_delivery_measured(&out);
 }
@@ -210,15 +208,11 @@ async fn a_correct_server_converges() {
 /// latency sample: none is lost for want of its send instant, and none was stamped
 /// after its receiver stopped reading to integrate (BENCHMARKS.md, change 34).
 fn assert_every_delivery_measured(out: &str) {
-    let line = out
-        .lines()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_else(|| panic!("no JSON line:\n{out}"));
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let v = json_line(out);
     let (sent, samples) = (v["sent"].as_u64().unwrap(), v["latency"]["samples"].as_u64().unwrap());
-    assert!(sent > 0, "{line}");
-    assert_eq!(samples, sent * 2, "{line}");
-    assert_eq!(v["late_samples"].as_u64(), Some(0), "{line}");
+    assert!(sent > 0, "{v}");
+    assert_eq!(samples, sent * 2, "{v}");
+    assert_eq!(v["late_samples"].as_u64(), Some(0), "{v}");
 }
 
 #[tokio::test]
@@ -269,23 +263,8 @@ async fn cold_load_waits_for_content_sent_after_sync_step_2() {
     let traces = tiny_trace_dir();
     for fault in [Fault::None, Fault::LateState] {
         let url = start(fault).await;
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vellum-load"))
-            .args(["--url", &url, "--label", "stub", "--traces"])
-            .arg(&traces)
-            .args(["cold-load", "--patches", "0", "--opens", "2"])
-            .output()
-            .await
-            .unwrap();
-        let out = format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let line = out
-            .lines()
-            .find(|l| l.starts_with('{'))
-            .unwrap_or_else(|| panic!("no JSON line:\n{out}"));
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (_, out) = vellum_load(&url, "--label stub cold-load --patches 0 --opens 2", Some(&traces)).await;
+        let v = json_line(&out);
         assert_eq!(v["converged"], true, "{out}");
         let numbers = |key: &str| -> Vec<f64> {
             let a = v[key].as_array().unwrap_or_else(|| panic!("no {key}:\n{out}"));
