@@ -13,6 +13,7 @@
 //!   applying, a pending-struct overflow, a failed commit) closes its sockets and is
 //!   reloaded from the database by the next join; other rooms are untouched.
 
+mod awareness;
 mod outbox;
 mod protocol;
 mod room;

@@ -19,6 +19,7 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, TransactionMut, Update, WriteTxn};
 
+use super::awareness::{Awareness, REMOTE};
 use super::outbox::{OutboxSender, SendError};
 use super::protocol::{self, Incoming, close};
 use super::writer::WriteResult;
@@ -57,8 +58,6 @@ const SNAPSHOT_REST_FACTOR: u32 = 20;
 /// The longest rest, whatever the last snapshot took (a disk that stalled for seconds
 /// would otherwise leave a small document's log growing for minutes).
 const SNAPSHOT_REST_MAX: Duration = Duration::from_secs(10);
-/// The connection id under which awareness states from other nodes are kept.
-const REMOTE: ConnId = 0;
 
 pub(super) enum Cmd {
     Join {
@@ -149,12 +148,6 @@ struct Conn {
     told_read_only: bool,
 }
 
-struct AwarenessState {
-    clock: u32,
-    json: Arc<str>,
-    conn: ConnId,
-}
-
 /// Something that may reach clients only once everything before it is durable.
 enum Durable {
     Update {
@@ -203,7 +196,7 @@ struct Room {
     generation: u64,
     doc: Doc,
     conns: HashMap<ConnId, Conn>,
-    awareness: HashMap<u64, AwarenessState>,
+    awareness: Awareness,
     /// The last sequence number given to an update.
     last_seq: i64,
     durable_seq: watch::Sender<i64>,
@@ -266,7 +259,7 @@ async fn run(collab: Collab, id: Uuid, generation: u64, mut rx: mpsc::Receiver<C
         generation,
         doc: Doc::new(), // replaced once built
         conns: HashMap::new(),
-        awareness: HashMap::new(),
+        awareness: Awareness::default(),
         last_seq,
         durable_seq: watch::Sender::new(last_seq),
         size,
@@ -1143,24 +1136,21 @@ impl Room {
         }
     }
 
+    /// Takes an awareness frame from `conn` (or another node) and relays what was new in
+    /// it, to everyone here (its sender included: the renewal every 15 s is what keeps an
+    /// idle y-websocket client from timing out its connection after 30 s) and, from one
+    /// of this node's clients, to the other nodes. Nothing new, nothing sent.
     fn on_awareness(&mut self, conn: ConnId, entries: Vec<protocol::AwarenessEntry>, frame: &[u8]) {
-        for (client, clock, json) in entries {
-            let newer = self
-                .awareness
-                .get(&client)
-                .is_none_or(|s| clock > s.clock || (clock == s.clock && &*json == "null"));
-            if !newer {
-                continue;
-            }
-            if &*json == "null" {
-                self.awareness.remove(&client);
-            } else {
-                self.awareness.insert(client, AwarenessState { clock, json, conn });
-            }
+        let total = entries.len();
+        let fresh = self.awareness.apply(conn, entries);
+        if fresh.is_empty() {
+            return;
         }
-        // Relayed to everyone, the sender included: the renewal every 15 s is what keeps
-        // an idle y-websocket client from timing out its connection after 30 s.
-        let frame = Bytes::copy_from_slice(frame);
+        let frame = if fresh.len() == total {
+            Bytes::copy_from_slice(frame)
+        } else {
+            protocol::awareness(fresh)
+        };
         self.broadcast(frame.clone());
         if conn != REMOTE {
             self.publish(BusEvent::Awareness { data: frame });
@@ -1170,7 +1160,7 @@ impl Room {
 
     /// Every known awareness state, as one message.
     fn awareness_frame(&self) -> Bytes {
-        protocol::awareness(self.awareness.iter().map(|(id, s)| (*id, s.clock, s.json.clone())))
+        protocol::awareness(self.awareness.entries())
     }
 
     fn presence(&self) -> Vec<PresenceEntry> {
@@ -1246,17 +1236,9 @@ impl Room {
         if self.conns.remove(&conn).is_none() {
             return;
         }
-        let gone: Vec<(u64, u32)> = self
-            .awareness
-            .iter()
-            .filter(|(_, s)| s.conn == conn)
-            .map(|(id, s)| (*id, s.clock))
-            .collect();
+        let gone = self.awareness.remove_conn(conn);
         if !gone.is_empty() {
-            for (id, _) in &gone {
-                self.awareness.remove(id);
-            }
-            let frame = protocol::awareness(gone.into_iter().map(|(id, clock)| (id, clock + 1, Arc::from("null"))));
+            let frame = protocol::awareness(gone);
             self.broadcast(frame.clone());
             self.publish(BusEvent::Awareness { data: frame });
         }
