@@ -74,6 +74,19 @@ TABLES = [
         ("latency p99", "latency.p99_ms", "ms", "low"),
         ("latency max", "latency.max_ms", "ms", "low"),
         ("delivered updates/s", "delivered_per_s", "/s", "high"),
+        ("messages to clients per delivered update", "messages_per_delivered", "", "low"),
+        ("bytes to clients per delivered update", "bytes_per_delivered", "B", "low"),
+        ("client CPU (cores)", "cpu.client_cores", "", "low"),
+        ("server CPU (cores)", "cpu.server_cores", "", "low"),
+    ]),
+    ("cursor", "Carets: the fan-out with every client's awareness state, each writer moving its caret with every insert "
+               "(TipTap) and every client re-sending the awareness it applies (the stock client)", [
+        ("latency p50", "latency.p50_ms", "ms", "low"),
+        ("latency p99", "latency.p99_ms", "ms", "low"),
+        ("delivered updates/s", "delivered_per_s", "/s", "high"),
+        ("messages to clients per delivered update", "messages_per_delivered", "", "low"),
+        ("bytes to clients per delivered update", "bytes_per_delivered", "B", "low"),
+        ("awareness messages to clients", "awareness_in", "", "low"),
         ("client CPU (cores)", "cpu.client_cores", "", "low"),
         ("server CPU (cores)", "cpu.server_cores", "", "low"),
     ]),
@@ -217,6 +230,9 @@ def main():
     # (goal, bench, metric, test, target, the reference it is judged against)
     goals = [
         ("fan-out p99 latency ≤ the reference's", "fanout", "latency p99", lambda r: r <= 1.0, "≤ 1×", "reference"),
+        ("carets: messages per delivered update ≤ the reference's", "cursor", "messages to clients per delivered update",
+         lambda r: r <= 1.0, "≤ 1×", "reference"),
+        ("carets: fan-out p99 latency ≤ the reference's", "cursor", "latency p99", lambda r: r <= 1.0, "≤ 1×", "reference"),
         ("throughput ceiling ≥ 3× the reference's", "ceiling", "updates accepted and echoed /s", lambda r: r >= 3.0, "≥ 3×",
          "reference"),
         ("memory per idle connection ≤ ¼ of the reference's", "idle", "server memory per connection", lambda r: r <= 0.25,

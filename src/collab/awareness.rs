@@ -130,7 +130,8 @@ impl Awareness {
     fn bury(&mut self, client: u64, clock: u32) {
         let now = Instant::now();
         if self.removed.len() >= TOMBSTONES_BEFORE_SWEEP {
-            self.removed.retain(|_, (_, at)| now.duration_since(*at) < TOMBSTONE_TTL);
+            self.removed
+                .retain(|_, (_, at)| now.duration_since(*at) < TOMBSTONE_TTL);
         }
         self.removed.insert(client, (clock, now));
     }
@@ -150,7 +151,10 @@ mod tests {
         assert_eq!(a.apply(1, vec![e(7, 1, "{}")]).len(), 1);
         // the echo of another client, at the clock the room holds: nothing to relay
         assert!(a.apply(2, vec![e(7, 1, "{}")]).is_empty());
-        assert!(a.apply(1, vec![e(7, 1, "{\"x\":1}")]).is_empty(), "same clock, not newer");
+        assert!(
+            a.apply(1, vec![e(7, 1, "{\"x\":1}")]).is_empty(),
+            "same clock, not newer"
+        );
         // the 15 s renewal carries a newer clock, unchanged state: relayed
         assert_eq!(a.apply(1, vec![e(7, 2, "{}")]), vec![e(7, 2, "{}")]);
         // a frame with one new entry among old ones relays just the new one

@@ -1,6 +1,9 @@
 //! One y-websocket client: a WebSocket and a yrs `Doc`, speaking the protocol the stock
 //! `y-websocket` provider speaks (sync step 1 on connect, a sync step 2 answer to the
-//! server's step 1, updates both ways; awareness is ignored).
+//! server's step 1, updates both ways) and handling awareness as the stock client does:
+//! every awareness entry it applies (newer than what it holds, y-protocols' rule), its own
+//! or anyone else's, it sends back to the server, since the provider's `update` handler
+//! does not look at the origin. A server that relays those echoes pays for them here too.
 //!
 //! Latency is measured with one clock: every sender registers a table of its operations
 //! (`Ops`: the Yjs clock each one ends at, and the instant it was sent, on the process-wide
@@ -10,6 +13,7 @@
 //! content also names its sender and sequence number (`<idx.seq>` in `fanout`), so a
 //! divergence report shows whose edit went missing.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -22,6 +26,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use yrs::block::ClientID;
 use yrs::encoding::read::Cursor;
+use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
 use yrs::sync::{Message as YMessage, MessageReader, SyncMessage};
 use yrs::updates::decoder::{Decode, DecoderV1};
 use yrs::updates::encoder::Encode;
@@ -150,7 +155,14 @@ pub struct Client {
     pub own_acked: usize,
     /// Update messages received (sync step 2 excluded).
     pub updates_in: u64,
+    /// Every WebSocket message received, and their bytes.
+    pub messages_in: u64,
     pub bytes_in: u64,
+    /// Awareness messages received.
+    pub awareness_in: u64,
+    /// Awareness states known, as the stock client keeps them: the clock of each client's
+    /// last state and the state (`None` once removed; the clock is kept).
+    awareness: HashMap<u64, (u32, Option<Arc<str>>)>,
     /// Protocol trouble: undecodable or unappliable updates, permission denied.
     pub errors: Vec<String>,
     /// Set once the server closed the connection (code and reason) or it broke.
@@ -197,7 +209,10 @@ impl Client {
             latencies: Vec::new(),
             own_acked: 0,
             updates_in: 0,
+            messages_in: 0,
             bytes_in: 0,
+            awareness_in: 0,
+            awareness: HashMap::new(),
             errors: Vec::new(),
             closed: None,
             upgrade: t0.elapsed(),
@@ -225,6 +240,18 @@ impl Client {
     pub async fn wait_covers(&mut self, target: &StateVector, timeout: Duration) -> anyhow::Result<()> {
         self.receive_until(|c| c.synced && c.covers(target), "synced and complete", timeout)
             .await
+    }
+
+    /// Receives until this client holds the awareness state of `clients` clients (its
+    /// own included): the barrier before a measured phase, so that the relays of the
+    /// states set while connecting are not counted in it.
+    pub async fn wait_awareness(&mut self, clients: usize, timeout: Duration) -> anyhow::Result<()> {
+        self.receive_until(
+            |c| c.awareness.values().filter(|(_, s)| s.is_some()).count() >= clients,
+            "holding every client's awareness",
+            timeout,
+        )
+        .await
     }
 
     /// Receives (answering as it goes) until `done` holds; fails once `timeout` passes
@@ -258,6 +285,7 @@ impl Client {
         }
         match self.ws.next().await {
             Some(Ok(Message::Binary(b))) => {
+                self.messages_in += 1;
                 self.bytes_in += b.len() as u64;
                 let now = self.reg.now_ns();
                 if self.defer && b.starts_with(UPDATE_PREFIX) {
@@ -328,6 +356,10 @@ impl Client {
                     self.apply(&u, now);
                     self.update_apply += t.elapsed();
                 }
+                Ok(YMessage::Awareness(update)) => {
+                    self.awareness_in += 1;
+                    self.on_awareness(update);
+                }
                 Ok(YMessage::Auth(Some(reason))) => self.errors.push(format!("permission denied: {reason}")),
                 Ok(_) => {}
                 Err(e) => {
@@ -336,6 +368,56 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// Applies an awareness update by y-protocols' rule and, as the stock client does,
+    /// sends every entry it applied back to the server.
+    fn on_awareness(&mut self, update: AwarenessUpdate) {
+        let mut applied = HashMap::new();
+        for (client, entry) in update.clients {
+            let id = client.get();
+            let null = &*entry.json == "null";
+            let (clock, state) = self.awareness.get(&id).cloned().unwrap_or((0, None));
+            if !(entry.clock > clock || (entry.clock == clock && null && state.is_some())) {
+                continue;
+            }
+            let mut json = entry.json.clone();
+            let mut at = entry.clock;
+            if id == self.me.get() && null && state.is_some() {
+                // never let a remote client remove the local state: renew it instead
+                at += 1;
+                json = state.clone().expect("checked");
+                self.awareness.insert(id, (at, Some(json.clone())));
+            } else {
+                self.awareness.insert(id, (at, (!null).then(|| json.clone())));
+            }
+            applied.insert(client, AwarenessUpdateEntry { clock: at, json });
+        }
+        if !applied.is_empty() {
+            self.outbox.push(
+                YMessage::Awareness(AwarenessUpdate { clients: applied })
+                    .encode_v1()
+                    .into(),
+            );
+        }
+    }
+
+    /// Sets this client's awareness state (as `awareness.setLocalState` does: the clock
+    /// moves on) and sends it. TipTap's caret does this on every keystroke.
+    pub async fn set_awareness(&mut self, json: &str) -> anyhow::Result<()> {
+        let me = self.me.get();
+        let clock = self.awareness.get(&me).map_or(0, |(c, _)| c + 1);
+        let json: Arc<str> = Arc::from(json);
+        self.awareness.insert(me, (clock, Some(json.clone())));
+        let entry = AwarenessUpdateEntry { clock, json };
+        let clients = HashMap::from([(self.me, entry)]);
+        self.send(YMessage::Awareness(AwarenessUpdate { clients }).encode_v1().into())
+            .await
+    }
+
+    /// Starts the counts of what was received over (at the start of a measured window).
+    pub fn reset_counts(&mut self) {
+        (self.messages_in, self.bytes_in, self.awareness_in, self.updates_in) = (0, 0, 0, 0);
     }
 
     fn apply(&mut self, data: &[u8], now: u64) {

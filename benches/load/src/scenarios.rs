@@ -72,6 +72,9 @@ struct Report {
     sent: usize,
     acked: usize,
     updates_in: u64,
+    messages_in: u64,
+    bytes_in: u64,
+    awareness_in: u64,
     late_samples: u64,
 }
 
@@ -90,6 +93,9 @@ impl Report {
             sent,
             acked: c.own_acked,
             updates_in: c.updates_in,
+            messages_in: c.messages_in,
+            bytes_in: c.bytes_in,
+            awareness_in: c.awareness_in,
             late_samples: c.late_samples,
         }
     }
@@ -178,6 +184,27 @@ pub struct FanoutArgs {
     /// CPU) once the text held thousands of inserts. The server never looks positions up.
     #[arg(long, value_enum, default_value_t = At::Start)]
     at: At,
+    /// Every client has an awareness state (a user name and colour), and a writer moves
+    /// its caret with every insert, as TipTap's CollaborationCaret does on each keystroke.
+    #[arg(long)]
+    cursor: bool,
+}
+
+/// An awareness state shaped like TipTap's: the user, and a caret as two Yjs relative
+/// positions (at the client's last insert).
+fn caret_state(idx: usize, clock: Option<u32>) -> String {
+    let user = format!(r##""user":{{"name":"typist {idx}","color":"#30bced"}}"##);
+    match clock {
+        None => format!("{{{user}}}"),
+        Some(k) => {
+            let pos = format!(
+                r#"{{"type":null,"tname":"{}","item":{{"client":{},"clock":{k}}},"assoc":0}}"#,
+                crate::client::TEXT,
+                crate::client::client_id(idx)
+            );
+            format!(r#"{{{user},"cursor":{{"anchor":{pos},"head":{pos}}}}}"#)
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -241,7 +268,7 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
             finals.clone(),
             senders.clone(),
         );
-        let (rate, at) = (a.rate, a.at);
+        let (rate, at, cursor, clients) = (a.rate, a.at, a.cursor, a.clients);
         tasks.push(tokio::spawn(async move {
             let mut c = match open(&url, idx, &reg, &sem).await {
                 Ok((c, t)) => {
@@ -253,7 +280,14 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
                     return None;
                 }
             };
+            if cursor && c.set_awareness(&caret_state(idx, None)).await.is_err() {
+                c.errors.push("could not send the awareness state".into());
+            }
             c.idle_until(wait_true(&mut go_rx)).await;
+            if cursor && let Err(e) = c.wait_awareness(clients, Duration::from_secs(30)).await {
+                c.errors.push(format!("{e:#}"));
+            }
+            c.reset_counts();
             let writes = idx < writers;
             c.defer = !writes;
             let mut rng = SmallRng::seed_from_u64(idx as u64);
@@ -288,6 +322,10 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
                     let u = c.insert_at(frac, &marker(idx, seq));
                     ops.mark_sent(seq, reg.now_ns());
                     failed = c.send_update(u).await.is_err();
+                    if cursor && !failed {
+                        let clock = (seq as u32 + 1) * MARK_LEN - 1;
+                        failed = c.set_awareness(&caret_state(idx, Some(clock))).await.is_err();
+                    }
                     seq += 1;
                     next += period;
                     if tokio::time::Instant::now() >= deadline {
@@ -344,11 +382,15 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
     let rss_after = target.rss();
     let mut lat = Latencies::default();
     let (mut sent, mut acked, mut updates_in, mut late) = (0, 0, 0, 0);
+    let (mut messages_in, mut bytes_in, mut awareness_in) = (0, 0, 0);
     for r in &mut reports {
         lat.extend(std::mem::take(&mut r.latencies));
         sent += r.sent;
         acked += r.acked;
         updates_in += r.updates_in;
+        messages_in += r.messages_in;
+        bytes_in += r.bytes_in;
+        awareness_in += r.awareness_in;
         late += r.late_samples;
     }
     let s = lat.summary();
@@ -374,7 +416,16 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
         "sent_per_s": round3(sent as f64 / send_wall),
         "acked_per_s": round3(acked as f64 / send_wall),
         "delivered_per_s": round3(delivered),
+        "cursor": a.cursor,
         "updates_in": updates_in,
+        // What the server sent the clients while the senders sent, per update delivered
+        // to a client (each receiver's copy of each insert is one): the cost of the
+        // traffic around the edits, awareness included.
+        "messages_in": messages_in,
+        "bytes_in": bytes_in,
+        "awareness_in": awareness_in,
+        "messages_per_delivered": round3(messages_in as f64 / s.samples.max(1) as f64),
+        "bytes_per_delivered": round3(bytes_in as f64 / s.samples.max(1) as f64),
         "late_samples": late,
         "connect": ct.summary().json(),
         "rss": rss_json(rss_before, rss_after, Some(("client", a.clients))),
@@ -382,7 +433,7 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
         "cpu": cpu_json,
     });
     let human = format!(
-        "  {} clients ({writers} writing) × {} ops/s × {} s (window {window}): sender→receiver latency {}\n  sent {sent} ({:.0}/s, echoed {:.0}/s), delivered {:.0} updates/s; client CPU {} cores, server CPU {} cores",
+        "  {} clients ({writers} writing) × {} ops/s × {} s (window {window}): sender→receiver latency {}\n  sent {sent} ({:.0}/s, echoed {:.0}/s), delivered {:.0} updates/s; client CPU {} cores, server CPU {} cores\n  received {messages_in} messages ({awareness_in} awareness), {} per delivered update, {} bytes per delivered update",
         a.clients,
         a.rate,
         a.duration,
@@ -392,6 +443,8 @@ pub async fn fanout(target: &Target, a: FanoutArgs) -> anyhow::Result<Outcome> {
         delivered,
         json["cpu"]["client_cores"],
         json["cpu"]["server_cores"],
+        json["messages_per_delivered"],
+        json["bytes_per_delivered"],
     );
     Ok(Outcome { json, human, failure })
 }
@@ -758,6 +811,9 @@ impl Report {
             sent: 0,
             acked: 0,
             updates_in: c.updates_in,
+            messages_in: c.messages_in,
+            bytes_in: c.bytes_in,
+            awareness_in: c.awareness_in,
             late_samples: c.late_samples,
         }
     }
