@@ -406,7 +406,9 @@ impl Client {
     /// moves on) and sends it. TipTap's caret does this on every keystroke.
     pub async fn set_awareness(&mut self, json: &str) -> anyhow::Result<()> {
         let me = self.me.get();
-        let clock = self.awareness.get(&me).map_or(0, |(c, _)| c + 1);
+        // The stock client's awareness starts with `{}` at clock 0 (which no receiver
+        // applies: y-protocols applies only newer clocks), so its first real state is 1.
+        let clock = self.awareness.get(&me).map_or(1, |(c, _)| c + 1);
         let json: Arc<str> = Arc::from(json);
         self.awareness.insert(me, (clock, Some(json.clone())));
         let entry = AwarenessUpdateEntry { clock, json };
