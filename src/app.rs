@@ -44,7 +44,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new(1024));
     let collab = Collab::new(config.collab.clone(), store.clone(), bus);
     start_session_heartbeat(&store, &collab).await?;
-    Ok(AppState::new(config, store, auth, collab))
+    let plugins = crate::plugins::Plugins::load(&config.plugins, &config.server.data_dir, Some(store.clone())).await;
+    plugins.watch();
+    Ok(AppState::new(config, store, auth, collab, plugins))
 }
 
 /// Clears `active_sessions` rows left by this node's previous run or by dead nodes,

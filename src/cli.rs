@@ -35,6 +35,33 @@ enum Command {
     },
     /// Print the effective settings (secrets redacted).
     PrintConfig,
+    /// Plugins: list what would load, check a plugin folder, run one hook locally.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// The plugins the server would load (bundled and from plugins.dir), and the ones
+    /// it would refuse, with why.
+    List,
+    /// Check a plugin folder (plugin.toml + plugin.wasm) as the server does at load.
+    Check { dir: PathBuf },
+    /// Run one hook of a plugin folder on a document; prints the outcome, fuel and time.
+    Run {
+        dir: PathBuf,
+        /// before-save-version, before-publish, after-publish, on-metadata-change, render, enrich
+        #[arg(long)]
+        hook: String,
+        /// A JSON document: {"title", "slug", "status", "bodyText", "bodyHtml", "bodyJson", "fields", "html"}.
+        #[arg(long)]
+        input: PathBuf,
+        /// The plugin's settings, as JSON.
+        #[arg(long)]
+        config: Option<String>,
+    },
 }
 
 #[derive(clap::Args, Default)]
@@ -178,6 +205,22 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             print!("{}", toml::to_string_pretty(&config)?);
             Ok(())
         }
+        Command::Plugin { command } => match command {
+            PluginCommand::List => crate::plugins::local::list(&config).await,
+            PluginCommand::Check { dir } => crate::plugins::local::check(&config, &dir),
+            PluginCommand::Run {
+                dir,
+                hook,
+                input,
+                config: settings,
+            } => {
+                let hook = crate::plugins::Hook::ALL
+                    .into_iter()
+                    .find(|h| h.name() == hook)
+                    .ok_or_else(|| anyhow::anyhow!("--hook {hook}: not a hook (before-save-version, before-publish, after-publish, on-metadata-change, render, enrich)"))?;
+                crate::plugins::local::run(&config, &dir, hook, &input, settings.as_deref()).await
+            }
+        },
     }
 }
 

@@ -26,6 +26,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub graphql: GraphqlConfig,
     pub content: ContentConfig,
+    pub plugins: PluginsConfig,
     pub log: LogConfig,
 }
 
@@ -126,6 +127,26 @@ pub struct ContentConfig {
     pub anonymous_read: bool,
     /// Most `documentChanged` content events per second per subscription.
     pub content_events_per_sec: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    pub enabled: bool,
+    pub dir: PathBuf,
+    pub bundled: bool,
+    pub watch: bool,
+    pub cache_dir: PathBuf,
+    pub fuel: u64,
+    pub timeout_ms: u64,
+    pub memory_mib: u64,
+    pub max_input_bytes: usize,
+    pub max_output_bytes: usize,
+    pub max_concurrent_calls: u32,
+    pub kv_quota_bytes: u64,
+    pub failures_before_disable: u32,
+    /// Capabilities granted to plugins of the plugins directory when first seen.
+    pub grants: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -40,6 +40,19 @@ pub enum Error {
     RateLimited {
         retry_after_secs: u64,
     },
+    /// A plugin refused the change (its `before-*` or `on-metadata-change` hook).
+    PluginRejected {
+        plugin: String,
+        code: String,
+        message: String,
+        field: Option<String>,
+    },
+    /// A plugin on the path of the change failed (trap, fuel, time, memory, output).
+    PluginFailed {
+        plugin: String,
+        kind: &'static str,
+        message: String,
+    },
     Internal(anyhow::Error),
 }
 
@@ -71,6 +84,8 @@ impl Error {
             Error::LimitExceeded(_) => "LIMIT_EXCEEDED",
             Error::Busy(_) => "BUSY",
             Error::RateLimited { .. } => "RATE_LIMITED",
+            Error::PluginRejected { .. } => "PLUGIN_REJECTED",
+            Error::PluginFailed { .. } => "PLUGIN_FAILED",
             Error::Internal(_) => "INTERNAL",
         }
     }
@@ -85,6 +100,9 @@ impl Error {
             Error::LimitExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::PluginRejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            // The server is healthy; a component it runs on the request's path is not.
+            Error::PluginFailed { .. } => StatusCode::BAD_GATEWAY,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -102,6 +120,11 @@ impl Error {
             Error::NotFound(what) => format!("{what} not found"),
             Error::Conflict { message, .. } => message.clone(),
             Error::Validation { field, message } => format!("{field}: {message}"),
+            Error::PluginRejected { plugin, message, .. } => format!("{plugin}: {message}"),
+            Error::PluginFailed { plugin, kind, message } => {
+                tracing::warn!(%plugin, kind, %message, "plugin failed on a request's path");
+                format!("plugin {plugin} failed ({kind}); the change was not made")
+            }
             Error::Internal(cause) => {
                 tracing::error!(error = ?cause, "internal error");
                 "internal error".into()
@@ -115,6 +138,18 @@ impl Error {
             Error::Validation { field, .. } => vec![("field", json!(field))],
             Error::Conflict { current, .. } => vec![("current", current.clone())],
             Error::RateLimited { retry_after_secs } => vec![("retryAfter", json!(retry_after_secs))],
+            Error::PluginRejected {
+                plugin,
+                code,
+                message,
+                field,
+            } => vec![
+                ("plugin", json!(plugin)),
+                ("reason", json!(code)),
+                ("pluginMessage", json!(message)),
+                ("field", json!(field)),
+            ],
+            Error::PluginFailed { plugin, kind, .. } => vec![("plugin", json!(plugin)), ("kind", json!(kind))],
             _ => vec![],
         }
     }

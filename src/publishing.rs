@@ -17,6 +17,7 @@ use crate::bus::DocumentChange;
 use crate::content::{self, Body, BodyInput};
 use crate::documents::{self, DocStatus, Document};
 use crate::error::{Error, Result};
+use crate::plugins::{Hook, services};
 use crate::state::AppState;
 use crate::store::Version;
 use crate::versions;
@@ -99,6 +100,30 @@ pub async fn body(app: &AppState, r: &Readable) -> Result<Option<Body>> {
     }
 }
 
+/// The body as delivered to a frontend: [`body`], with its HTML passed through the
+/// `render` plugins and sanitized again (a plugin never delivers what the sanitizer
+/// would not let through).
+pub async fn delivered_body(app: &AppState, who: &Principal, r: &Readable) -> Result<Option<Body>> {
+    let Some(body) = body(app, r).await? else {
+        return Ok(None);
+    };
+    if !app.plugins.wants(Hook::Render).await {
+        return Ok(Some(body));
+    }
+    let caller = services::caller(app, who);
+    let record = services::record(&r.doc, None, &body, "{}");
+    let html = record.body_html.clone();
+    match app.plugins.run_render(&caller, &record, &html).await {
+        Some(rendered) => {
+            let clean = tokio::task::spawn_blocking(move || content::sanitize_rendered(&rendered))
+                .await
+                .map_err(anyhow::Error::from)?;
+            Ok(Some(body.with_html(clean)))
+        }
+        None => Ok(Some(body)),
+    }
+}
+
 /// The live document's durable body.
 pub async fn live_body(app: &AppState, document_id: Uuid) -> Result<Body> {
     versions::decode_body(app.collab.durable_state(document_id).await?).await
@@ -151,7 +176,26 @@ pub async fn publish(app: &AppState, who: &Principal, document_id: Uuid, label: 
         ));
     }
     let label = label.map(str::trim).filter(|l| !l.is_empty()).unwrap_or("Published");
-    let version = versions::save(app, who, document_id, label).await?;
+    let label = versions::validate_label(label)?;
+    let plugins = &app.plugins;
+    let mut doc = visible.doc.clone();
+    let mut state = app.collab.durable_state(document_id).await?;
+    if plugins.wants(Hook::BeforePublish).await {
+        let caller = services::caller(app, who);
+        let body = versions::decode_body(state.clone()).await?;
+        let before = services::record(&doc, None, &body, "{}");
+        if let Some(changed) = plugins
+            .run_outcome(Hook::BeforePublish, &caller, before.clone(), None)
+            .await?
+        {
+            let (d, s) = versions::apply_plugin_changes(app, who, &doc, &before, &changed).await?;
+            doc = d;
+            if let Some(s) = s {
+                state = s;
+            }
+        }
+    }
+    let version = versions::store_version(app, who, &doc, &label, state, None).await?;
     let doc = app
         .store
         .set_published(document_id, Some(version.id), DocStatus::Published)
@@ -160,6 +204,11 @@ pub async fn publish(app: &AppState, who: &Principal, document_id: Uuid, label: 
     app.collab
         .events()
         .document_changed(document_id, DocumentChange::Published);
+    if plugins.wants(Hook::AfterPublish).await {
+        let body = versions::body(app, version.id).await?;
+        let record = services::record(&doc, u32::try_from(version.number).ok(), &body, &version.fields);
+        plugins.after_publish(services::caller(app, who), record);
+    }
     Ok(doc)
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::auth::Auth;
 use crate::collab::Collab;
 use crate::config::Config;
+use crate::plugins::Plugins;
 use crate::store::Store;
 
 /// Cheap to clone: everything is behind one `Arc`.
@@ -16,15 +17,17 @@ pub struct Inner {
     pub store: Store,
     pub auth: Auth,
     pub collab: Collab,
+    pub plugins: Plugins,
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Store, auth: Auth, collab: Collab) -> Self {
+    pub fn new(config: Config, store: Store, auth: Auth, collab: Collab, plugins: Plugins) -> Self {
         Self(Arc::new(Inner {
             config,
             store,
             auth,
             collab,
+            plugins,
         }))
     }
 }

@@ -13,16 +13,17 @@ use crate::auth::Principal;
 use crate::auth::policy::{self, Access};
 use crate::collab::EditError;
 use crate::content::{self, Body, diff};
-use crate::documents::{self, Document};
+use crate::documents::{self, DocStatus, Document};
 use crate::error::{Error, Result};
+use crate::plugins::{Hook, Record, services};
 use crate::state::AppState;
-use crate::store::{NewVersion, Version};
+use crate::store::{MetadataChange, NewVersion, Version};
 
 pub const DEFAULT_PAGE: u32 = 20;
 pub const MAX_PAGE: u32 = 100;
 const MAX_LABEL: usize = 200;
 
-fn validate_label(label: &str) -> Result<String> {
+pub(crate) fn validate_label(label: &str) -> Result<String> {
     let label = label.trim();
     if label.is_empty() {
         return Err(Error::validation("label", "must not be empty"));
@@ -45,7 +46,10 @@ pub async fn save(app: &AppState, who: &Principal, document_id: Uuid, label: &st
     store_version(app, who, &visible.doc, &label, state, None).await
 }
 
-/// Stores `state` as the document's next version and tells subscribers.
+/// Stores `state` as the document's next version and tells subscribers. Plugins run
+/// first: `before-save-version` (which may refuse, or change title, slug and body: the
+/// changes go into the live document as normal edits) and `enrich` (whose fields are
+/// stored with the version).
 pub(crate) async fn store_version(
     app: &AppState,
     who: &Principal,
@@ -54,6 +58,36 @@ pub(crate) async fn store_version(
     state: Vec<u8>,
     restored_from: Option<i64>,
 ) -> Result<Version> {
+    let mut doc = doc.clone();
+    let mut state = state;
+    let mut fields = "{}".to_string();
+    let plugins = &app.plugins;
+    let (save_hooks, enrich_hooks) = (
+        plugins.wants(Hook::BeforeSaveVersion).await,
+        plugins.wants(Hook::Enrich).await,
+    );
+    if save_hooks || enrich_hooks {
+        let caller = services::caller(app, who);
+        let body = decode_body(state.clone()).await?;
+        let before = services::record(&doc, None, &body, "{}");
+        let mut record = before.clone();
+        if save_hooks
+            && let Some(changed) = plugins
+                .run_outcome(Hook::BeforeSaveVersion, &caller, before.clone(), None)
+                .await?
+        {
+            let (d, s) = apply_plugin_changes(app, who, &doc, &before, &changed).await?;
+            doc = d;
+            if let Some(s) = s {
+                state = s;
+            }
+            record = changed;
+        }
+        if enrich_hooks {
+            let computed = plugins.run_enrich(&caller, &record).await;
+            fields = serde_json::Value::Object(computed).to_string();
+        }
+    }
     let rendered = {
         let state = state.clone();
         tokio::task::spawn_blocking(move || Body::from_state(&state).map(|b| (b.text(), b.html())))
@@ -71,10 +105,67 @@ pub(crate) async fn store_version(
             text: &rendered.0,
             html: &rendered.1,
             restored_from,
+            fields: &fields,
         })
         .await?;
     app.collab.events().version_created(doc.id, version.id);
     Ok(version)
+}
+
+/// Applies what a plugin chain changed: title and slug as a metadata write (validated
+/// like any), the body as a CRDT change merged block by block with live edits. Returns
+/// the document and, when the body changed, the new durable state.
+pub(crate) async fn apply_plugin_changes(
+    app: &AppState,
+    who: &Principal,
+    doc: &Document,
+    before: &Record,
+    after: &Record,
+) -> Result<(Document, Option<Vec<u8>>)> {
+    let mut doc = doc.clone();
+    let title = (after.title != before.title)
+        .then(|| documents::validate_title(&after.title))
+        .transpose()?;
+    let slug = (after.slug != before.slug).then_some(after.slug.as_str());
+    if let Some(slug) = slug {
+        documents::validate_slug(slug)?;
+    }
+    let status = (after.status != before.status)
+        .then(|| DocStatus::try_from(after.status.clone()).map_err(|e| Error::validation("status", e)))
+        .transpose()?;
+    if title.is_some() || slug.is_some() || status.is_some() {
+        doc = documents::write_metadata(
+            app,
+            &doc,
+            MetadataChange {
+                title: title.as_deref(),
+                slug,
+                status,
+            },
+        )
+        .await?;
+    }
+    let input = if after.body_json != before.body_json {
+        let json = serde_json::from_str(&after.body_json)
+            .map_err(|e| Error::validation("body", format!("a plugin returned a body that is not JSON: {e}")))?;
+        Some(content::BodyInput::Json(json))
+    } else if after.body_html != before.body_html {
+        Some(content::BodyInput::Html(after.body_html.clone()))
+    } else {
+        None
+    };
+    let Some(input) = input else { return Ok((doc, None)) };
+    let target = tokio::task::spawn_blocking(move || content::parse_input(input))
+        .await
+        .map_err(anyhow::Error::from)??;
+    let edited = app
+        .collab
+        .edit(doc.id, who.user().map(|u| u.id), move |txn| {
+            content::merge_blocks(txn, None, &target)
+        })
+        .await
+        .map_err(edit_error)?;
+    Ok((doc, Some(edited.state)))
 }
 
 /// A page of versions, newest first. `after` is the cursor of the last version seen

@@ -60,6 +60,17 @@ pub fn sanitize(html: &str) -> String {
     sanitizer().clean(html).to_string()
 }
 
+/// Sanitizes HTML that `render` plugins returned: the content allowlist, plus `id` on
+/// headings (section anchors). Scripts, event attributes and `javascript:` URLs go,
+/// whatever a plugin wrote.
+pub fn sanitize_rendered(html: &str) -> String {
+    let mut b = sanitizer();
+    for h in ["h1", "h2", "h3", "h4", "h5", "h6"] {
+        b.add_tag_attributes(h, ["id"]);
+    }
+    b.clean(html).to_string()
+}
+
 /// Renders a ProseMirror `doc` as sanitized HTML.
 pub fn render(doc: &Value) -> String {
     let mut out = String::new();

@@ -13,6 +13,7 @@
 
 pub mod diff;
 mod html;
+pub use html::sanitize_rendered;
 mod markdown;
 mod schema;
 mod text;
@@ -74,6 +75,8 @@ impl BodyInput {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Body {
     json: Value,
+    /// The HTML as `render` plugins left it (already sanitized), when they changed it.
+    html: Option<String>,
 }
 
 impl Body {
@@ -81,6 +84,7 @@ impl Body {
     pub fn from_doc(doc: &Doc) -> Self {
         Self {
             json: yjs::doc_json(doc),
+            html: None,
         }
     }
 
@@ -92,6 +96,7 @@ impl Body {
     pub fn empty() -> Self {
         Self {
             json: json!({ "type": "doc" }),
+            html: None,
         }
     }
 
@@ -101,7 +106,17 @@ impl Body {
     pub fn into_json(self) -> Value {
         self.json
     }
+    /// This body with its HTML replaced (by `render` plugins, after the sanitizer).
+    pub fn with_html(self, html: String) -> Self {
+        Self {
+            html: Some(html),
+            ..self
+        }
+    }
     pub fn html(&self) -> String {
+        if let Some(h) = &self.html {
+            return h.clone();
+        }
         html::render(&self.json)
     }
     pub fn markdown(&self) -> String {

@@ -20,6 +20,8 @@ use crate::auth::Principal;
 use crate::auth::policy::{self, Access, Grant};
 use crate::bus::{DocumentChange, Events};
 use crate::error::{Error, Result};
+use crate::plugins::{Hook, services};
+use crate::state::AppState;
 use crate::store::{DocumentPage, ListQuery, MetadataChange, OrderField, Store, UpdateOutcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, async_graphql::Enum)]
@@ -104,9 +106,37 @@ pub struct ListArgs {
 pub const DEFAULT_PAGE: u32 = 20;
 pub const MAX_PAGE: u32 = 100;
 
-pub async fn create(store: &Store, who: &Principal, input: NewDocument) -> Result<Document> {
+/// Creates a document. `on-metadata-change` plugins see it first (with an empty slug
+/// when none was given) and may change its title and slug, or refuse it.
+pub async fn create(app: &AppState, who: &Principal, input: NewDocument) -> Result<Document> {
+    let store = &app.store;
     policy::require_can_create(who)?;
     let owner = who.require_user()?.id;
+    let mut input = input;
+    if app.plugins.wants(Hook::OnMetadataChange).await {
+        let now = crate::store::now();
+        let proposed = Document {
+            id: Uuid::nil(),
+            title: input.title.clone(),
+            slug: input.slug.clone().unwrap_or_default(),
+            status: DocStatus::Draft,
+            owner_id: owner,
+            lock_version: 0,
+            published_version_id: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let caller = services::caller(app, who);
+        let record = services::metadata_record(&proposed);
+        if let Some(changed) = app
+            .plugins
+            .run_outcome(Hook::OnMetadataChange, &caller, record, None)
+            .await?
+        {
+            input.title = changed.title;
+            input.slug = (!changed.slug.is_empty()).then_some(changed.slug);
+        }
+    }
     let title = validate_title(&input.title)?;
     if let Some(slug) = input.slug {
         validate_slug(&slug)?;
@@ -175,16 +205,50 @@ pub async fn list(store: &Store, who: &Principal, args: ListArgs) -> Result<Docu
 }
 
 /// Applies `patch` if `lock_version` is still current.
+/// Updates title, slug and status under optimistic locking. `on-metadata-change`
+/// plugins see the record as it would be stored (and the one stored now) and may
+/// change its metadata, or refuse the write; what they return is validated like input.
 pub async fn update(
-    store: &Store,
-    events: &Events,
+    app: &AppState,
     who: &Principal,
     id: Uuid,
     lock_version: i64,
     patch: DocumentPatch,
 ) -> Result<Document> {
+    let store = &app.store;
     let current = get(store, who, id).await?;
     policy::require(who, current.access, Access::Write)?;
+    let mut patch = patch;
+    if app.plugins.wants(Hook::OnMetadataChange).await {
+        let mut proposed = current.doc.clone();
+        if let Some(t) = &patch.title {
+            proposed.title = t.clone();
+        }
+        if let Some(s) = &patch.slug {
+            proposed.slug = s.clone();
+        }
+        if let Some(st) = patch.status {
+            proposed.status = st;
+        }
+        let caller = services::caller(app, who);
+        let before = services::metadata_record(&proposed);
+        let previous = services::metadata_record(&current.doc);
+        if let Some(changed) = app
+            .plugins
+            .run_outcome(Hook::OnMetadataChange, &caller, before.clone(), Some(previous))
+            .await?
+        {
+            if changed.title != before.title || patch.title.is_some() {
+                patch.title = Some(changed.title.clone());
+            }
+            if changed.slug != before.slug || patch.slug.is_some() {
+                patch.slug = Some(changed.slug.clone());
+            }
+            if changed.status != before.status {
+                patch.status = Some(DocStatus::try_from(changed.status).map_err(|e| Error::validation("status", e))?);
+            }
+        }
+    }
     if let Some(to) = patch.status {
         policy::require_status_change(who, current.access, current.doc.status, to)?;
     }
@@ -197,7 +261,23 @@ pub async fn update(
         slug: patch.slug.as_deref(),
         status: patch.status,
     };
-    match store.update_document(id, lock_version, &change).await? {
+    store_metadata(store, &app.collab.events(), id, lock_version, &change).await
+}
+
+/// Writes a metadata change made by the server itself on the caller's behalf (plugins
+/// changing title or slug on a save or publish), against the document as read.
+pub(crate) async fn write_metadata(app: &AppState, doc: &Document, change: MetadataChange<'_>) -> Result<Document> {
+    store_metadata(&app.store, &app.collab.events(), doc.id, doc.lock_version, &change).await
+}
+
+async fn store_metadata(
+    store: &Store,
+    events: &Events,
+    id: Uuid,
+    lock_version: i64,
+    change: &MetadataChange<'_>,
+) -> Result<Document> {
+    match store.update_document(id, lock_version, change).await? {
         UpdateOutcome::Updated(doc) => {
             events.document_changed(id, DocumentChange::Metadata);
             Ok(doc)

@@ -1,6 +1,6 @@
 //! Queries and mutations.
 
-use async_graphql::{Context, ID, Object, Result, Schema};
+use async_graphql::{Context, ID, Json, Object, Result, Schema};
 use axum::http::header::SET_COOKIE;
 use uuid::Uuid;
 
@@ -143,6 +143,16 @@ impl Query {
     }
 
     /// The caller's live API tokens (never the tokens themselves).
+    /// Every plugin this node knows (admins only): loaded ones and ones that failed to load.
+    async fn plugins(&self, ctx: &Context<'_>) -> Result<Vec<Plugin>> {
+        let who = caller(ctx);
+        match who.user() {
+            Some(u) if u.role == auth::Role::Admin => {}
+            Some(_) => return Err(gql(Error::forbidden("only admins manage plugins"))),
+            None => return Err(gql(Error::Unauthenticated)),
+        }
+        Ok(plugin_list(state(ctx)).await)
+    }
     async fn api_tokens(&self, ctx: &Context<'_>) -> Result<Vec<ApiTokenInfo>> {
         let user = caller(ctx).require_user().map_err(gql)?;
         let tokens = state(ctx).store.list_api_tokens(user.id).await.map_err(gql)?;
@@ -196,7 +206,7 @@ impl Mutation {
             title: input.title,
             slug: input.slug,
         };
-        Ok(documents::create(&st.store, who, new).await.map_err(gql)?.into())
+        Ok(documents::create(st, who, new).await.map_err(gql)?.into())
     }
 
     /// Changes metadata if `lockVersion` is still current; otherwise fails with
@@ -216,9 +226,7 @@ impl Mutation {
             slug: input.slug,
             status: input.status,
         };
-        let doc = documents::update(&st.store, &st.collab.events(), who, id, lock_version, patch)
-            .await
-            .map_err(gql)?;
+        let doc = documents::update(st, who, id, lock_version, patch).await.map_err(gql)?;
         Ok(doc.into())
     }
 
@@ -328,6 +336,40 @@ impl Mutation {
         })
     }
 
+    /// Turns a plugin on or off on every node (admins).
+    async fn set_plugin_enabled(&self, ctx: &Context<'_>, name: String, enabled: bool) -> Result<Plugin> {
+        let st = state(ctx);
+        st.plugins.set_enabled(caller(ctx), &name, enabled).await.map_err(gql)?;
+        plugin_by_name(st, &name).await
+    }
+    /// Replaces a plugin's settings, checked against its manifest's schema (admins).
+    async fn set_plugin_config(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        config: Json<serde_json::Value>,
+    ) -> Result<Plugin> {
+        let st = state(ctx);
+        st.plugins
+            .set_config(caller(ctx), &name, &config.0)
+            .await
+            .map_err(gql)?;
+        plugin_by_name(st, &name).await
+    }
+    /// Grants a plugin capabilities its manifest requests; the rest are withdrawn (admins).
+    async fn set_plugin_grants(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        capabilities: Vec<crate::plugins::Capability>,
+    ) -> Result<Plugin> {
+        let st = state(ctx);
+        st.plugins
+            .set_grants(caller(ctx), &name, &capabilities)
+            .await
+            .map_err(gql)?;
+        plugin_by_name(st, &name).await
+    }
     async fn revoke_api_token(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let (st, who) = (state(ctx), caller(ctx));
         let user = who.require_writer().map_err(gql)?;
@@ -342,4 +384,40 @@ impl Mutation {
 /// Mutations other than sign-in need a principal allowed to write.
 fn writer(who: &Principal) -> Result<()> {
     who.require_writer().map(|_| ()).map_err(gql)
+}
+
+async fn plugin_list(st: &crate::state::AppState) -> Vec<Plugin> {
+    let p = &st.plugins;
+    let problems = p.problems();
+    let mut out = Vec::new();
+    for l in p.loaded().iter() {
+        let name = l.manifest.name.clone();
+        out.push(Plugin {
+            state: p.state(&name).await,
+            stats: p.stats(&name),
+            problem: problems.iter().find(|x| x.name == name).map(|x| x.error.clone()),
+            loaded: Some(l.clone()),
+            name,
+        });
+    }
+    for x in problems {
+        if !out.iter().any(|o| o.name == x.name) {
+            out.push(Plugin {
+                name: x.name.clone(),
+                loaded: None,
+                state: None,
+                stats: Default::default(),
+                problem: Some(x.error),
+            });
+        }
+    }
+    out
+}
+
+async fn plugin_by_name(st: &crate::state::AppState, name: &str) -> Result<Plugin> {
+    plugin_list(st)
+        .await
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| gql(Error::NotFound("plugin")))
 }

@@ -150,7 +150,10 @@ impl Document {
             access: self.access.unwrap_or(Access::None),
             view: self.view,
         };
-        Ok(publishing::body(st, &r).await.map_err(gql)?.map(Body))
+        Ok(publishing::delivered_body(st, caller(ctx), &r)
+            .await
+            .map_err(gql)?
+            .map(Body))
     }
     /// What the caller may do with this document.
     async fn my_access(&self, ctx: &Context<'_>) -> async_graphql::Result<DocumentAccess> {
@@ -165,6 +168,20 @@ impl Document {
             .map_err(gql)?;
         let access = found.map_or(Access::None, |(d, g)| auth::policy::document_access(who, d.owner_id, g));
         Ok(access.into())
+    }
+    /// Fields plugins computed for the newest version (`enrich`), keyed by plugin name;
+    /// `{}` before the first version.
+    async fn fields(&self, ctx: &Context<'_>) -> async_graphql::Result<Json<serde_json::Value>> {
+        let fields = state(ctx)
+            .store
+            .latest_version_fields(self.doc.id)
+            .await
+            .map_err(|e| gql(crate::error::Error::from(e)))?;
+        Ok(Json(
+            fields
+                .and_then(|f| serde_json::from_str(&f).ok())
+                .unwrap_or_else(|| serde_json::json!({})),
+        ))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.doc.created_at
@@ -248,6 +265,11 @@ impl Version {
     /// For a version that records a restore: the number of the version restored.
     async fn restored_from(&self) -> Option<i64> {
         self.0.restored_from
+    }
+    /// Fields plugins computed when the version was saved (`enrich`), keyed by plugin
+    /// name: `{"word-count": {"words": 412, "readingMinutes": 3}}`.
+    async fn fields(&self) -> Json<serde_json::Value> {
+        Json(serde_json::from_str(&self.0.fields).unwrap_or_else(|_| serde_json::json!({})))
     }
     /// Whether this is the version readers get now.
     async fn published(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
@@ -523,5 +545,147 @@ impl From<crate::collab::PresenceEntry> for Presence {
             color: p.color,
             cursor: p.cursor.map(async_graphql::Json),
         }
+    }
+}
+
+/// An installed plugin, as admins see it.
+pub struct Plugin {
+    pub name: String,
+    pub loaded: Option<std::sync::Arc<crate::plugins::Loaded>>,
+    pub state: Option<crate::plugins::State>,
+    pub stats: crate::plugins::Stats,
+    pub problem: Option<String>,
+}
+
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+pub enum PluginStatus {
+    /// Loaded and called.
+    Enabled,
+    /// Loaded, not called (an admin turned it off, or bundled and not yet on).
+    Disabled,
+    /// Turned off by the host after repeated failures (see `disabledReason`).
+    Failing,
+    /// Not loaded: its files failed a check (see `error`).
+    Broken,
+}
+
+#[derive(async_graphql::SimpleObject)]
+pub struct PluginSetting {
+    pub key: String,
+    /// `string`, `integer`, `number`, `boolean` or `array` (of strings).
+    #[graphql(name = "type")]
+    pub kind: String,
+    pub default: Option<Json<serde_json::Value>>,
+    pub description: Option<String>,
+    pub minimum: Option<f64>,
+    pub maximum: Option<f64>,
+}
+
+#[Object]
+impl Plugin {
+    async fn name(&self) -> &str {
+        &self.name
+    }
+    async fn version(&self) -> Option<&str> {
+        self.loaded.as_ref().map(|l| l.manifest.version.as_str())
+    }
+    async fn description(&self) -> Option<&str> {
+        self.loaded.as_ref().map(|l| l.manifest.description.as_str())
+    }
+    /// `bundled` (built into Vellum) or the folder it was loaded from.
+    async fn source(&self) -> Option<String> {
+        self.loaded.as_ref().map(|l| match &l.source {
+            crate::plugins::Source::Bundled => "bundled".to_string(),
+            crate::plugins::Source::Dir(d) => d.display().to_string(),
+        })
+    }
+    async fn sha256(&self) -> Option<&str> {
+        self.loaded.as_ref().map(|l| l.sha256.as_str())
+    }
+    async fn hooks(&self) -> Vec<crate::plugins::Hook> {
+        self.loaded
+            .as_ref()
+            .map(|l| l.manifest.hooks.clone())
+            .unwrap_or_default()
+    }
+    async fn priority(&self) -> Option<i32> {
+        self.loaded.as_ref().map(|l| l.manifest.priority)
+    }
+    async fn status(&self) -> PluginStatus {
+        match (&self.loaded, &self.state) {
+            (None, _) => PluginStatus::Broken,
+            (Some(_), Some(s)) if s.enabled => PluginStatus::Enabled,
+            (Some(_), Some(s)) if s.disabled_reason.is_some() => PluginStatus::Failing,
+            _ => PluginStatus::Disabled,
+        }
+    }
+    /// Why it is not loaded, or why its newest files were refused (the previous version
+    /// keeps running then).
+    async fn error(&self) -> Option<&str> {
+        self.problem.as_deref()
+    }
+    async fn disabled_reason(&self) -> Option<&str> {
+        self.state.as_ref().and_then(|s| s.disabled_reason.as_deref())
+    }
+    async fn requested_capabilities(&self) -> Vec<crate::plugins::Capability> {
+        self.loaded
+            .as_ref()
+            .map(|l| l.manifest.capabilities.clone())
+            .unwrap_or_default()
+    }
+    async fn granted_capabilities(&self) -> Vec<crate::plugins::Capability> {
+        self.state
+            .as_ref()
+            .map(|s| s.granted.iter().copied().collect())
+            .unwrap_or_default()
+    }
+    /// The settings an admin set (the schema's defaults apply to the rest).
+    async fn config(&self) -> Json<serde_json::Value> {
+        Json(serde_json::Value::Object(
+            self.state.as_ref().map(|s| s.config.clone()).unwrap_or_default(),
+        ))
+    }
+    /// The settings the plugin has, from its manifest.
+    async fn config_schema(&self) -> Vec<PluginSetting> {
+        let Some(l) = &self.loaded else { return Vec::new() };
+        l.manifest
+            .config
+            .iter()
+            .map(|(k, s)| PluginSetting {
+                key: k.clone(),
+                kind: serde_json::to_value(s.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                default: s.default.clone().map(Json),
+                description: s.description.clone(),
+                minimum: s.minimum,
+                maximum: s.maximum,
+            })
+            .collect()
+    }
+    /// Calls on this node since it started.
+    async fn calls(&self) -> u64 {
+        self.stats.calls
+    }
+    async fn rejections(&self) -> u64 {
+        self.stats.rejections
+    }
+    async fn failures(&self) -> u64 {
+        self.stats.failures
+    }
+    async fn last_failure(&self) -> Option<&str> {
+        self.stats.last_failure.as_deref()
+    }
+    /// Median time of the recent calls, in milliseconds.
+    async fn p50_ms(&self) -> Option<f64> {
+        self.stats.quantile_us(0.5).map(|us| f64::from(us) / 1000.0)
+    }
+    async fn p99_ms(&self) -> Option<f64> {
+        self.stats.quantile_us(0.99).map(|us| f64::from(us) / 1000.0)
+    }
+    /// Instructions (fuel) used by all calls.
+    async fn fuel_used(&self) -> u64 {
+        self.stats.fuel_used
     }
 }

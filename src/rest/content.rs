@@ -55,7 +55,7 @@ async fn read(app: &AppState, who: &crate::auth::Principal, key: Key<'_>, draft:
             (v.title, version)
         }
     };
-    let body = publishing::body(app, &r)
+    let body = publishing::delivered_body(app, who, &r)
         .await?
         .ok_or(Error::NotFound("published content"))?;
     Ok(Json(json!({

@@ -30,7 +30,7 @@ pub async fn create(
     JsonBody(b): JsonBody<CreateBody>,
 ) -> Result<(StatusCode, Json<Document>)> {
     let doc = documents::create(
-        &app.store,
+        &app,
         &who,
         NewDocument {
             title: b.title,
@@ -128,9 +128,7 @@ pub async fn update(
         slug: b.slug,
         status: b.status,
     };
-    Ok(Json(
-        documents::update(&app.store, &app.collab.events(), &who, id, b.lock_version, patch).await?,
-    ))
+    Ok(Json(documents::update(&app, &who, id, b.lock_version, patch).await?))
 }
 
 pub async fn delete(State(app): State<AppState>, Caller(who): Caller, Path(id): Path<String>) -> Result<StatusCode> {

@@ -8,12 +8,14 @@
 
 mod collab;
 mod documents;
+mod plugins;
 mod tokens;
 mod users;
 mod versions;
 
 pub use collab::{FOLD_AT_ROWS, Fold, Folded, MOVE_ROWS, NewUpdate, SessionRow, StoredState};
 pub use documents::{CursorKey, DocumentPage, ListQuery, MetadataChange, OrderField, UpdateOutcome};
+pub use plugins::PluginStateRow;
 pub use versions::{NewVersion, Version};
 
 use std::str::FromStr;

@@ -21,6 +21,9 @@ pub struct Version {
     /// The number of the version this one restored, if it records a restore.
     pub restored_from: Option<i64>,
     pub created_at: DateTime<Utc>,
+    /// Fields computed by plugins (`enrich`), a JSON object keyed by plugin name.
+    #[serde(skip)]
+    pub fields: String,
     #[serde(skip)]
     pub text: String,
     #[serde(skip)]
@@ -36,9 +39,10 @@ pub struct NewVersion<'a> {
     pub text: &'a str,
     pub html: &'a str,
     pub restored_from: Option<i64>,
+    pub fields: &'a str,
 }
 
-const COLUMNS: &str = "id, document_id, number, label, author_id, title, restored_from, created_at, text, html";
+const COLUMNS: &str = "id, document_id, number, label, author_id, title, restored_from, created_at, text, html, fields";
 
 impl Store {
     /// Stores a version with the document's next number. Two concurrent saves cannot
@@ -46,8 +50,8 @@ impl Store {
     pub async fn create_version(&self, v: &NewVersion<'_>) -> anyhow::Result<Version> {
         let sql = format!(
             "insert into document_versions
-                 (document_id, number, label, author_id, state, text, html, title, created_at, restored_from)
-             select $1, coalesce(max(number), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9
+                 (document_id, number, label, author_id, state, text, html, title, created_at, restored_from, fields)
+             select $1, coalesce(max(number), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10
              from document_versions where document_id = $1
              returning {COLUMNS}"
         );
@@ -63,6 +67,7 @@ impl Store {
                 .bind(v.title)
                 .bind(now())
                 .bind(v.restored_from)
+                .bind(v.fields)
                 .fetch_one(p)
                 .await);
             match result {

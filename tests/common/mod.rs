@@ -49,6 +49,8 @@ impl TestDb {
             config.database.max_connections = 5;
         }
         config.auth.jwt_secret = Secret::new(TEST_SECRET);
+        // The bundled plugins start disabled anyway; tests of plugins turn them on.
+        config.plugins.bundled = false;
         let mut pg_name = None;
         if let Backend::Postgres = backend {
             let name = format!(
