@@ -48,7 +48,15 @@ const BUNDLED_PLUGINS: [&str; 4] = ["word-count", "slugify", "banned-words", "he
 const FIXTURE_PLUGINS: [&str; 1] = ["hostile"];
 
 fn plugins(root: &Path) {
-    println!("cargo:rerun-if-changed=plugins");
+    // The Rust guests only (a JavaScript plugin's node_modules would be scanned otherwise).
+    println!("cargo:rerun-if-changed=plugins/Cargo.toml");
+    println!("cargo:rerun-if-changed=plugins/Cargo.lock");
+    for name in BUNDLED_PLUGINS {
+        println!("cargo:rerun-if-changed=plugins/{name}");
+    }
+    for name in FIXTURE_PLUGINS {
+        println!("cargo:rerun-if-changed=plugins/fixtures/{name}");
+    }
     println!("cargo:rerun-if-changed=sdk");
     println!("cargo:rerun-if-env-changed=VELLUM_SKIP_PLUGIN_BUILD");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
@@ -88,6 +96,19 @@ fn plugins(root: &Path) {
 }
 
 fn build_plugins(root: &Path, target_dir: &Path, assembled: &Path) -> Result<(), String> {
+    // Without the target (another toolchain, e.g. the fuzz build's nightly) the build
+    // would compile the host-side macros first and only then fail: ask up front.
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    if sysroot.is_none_or(|s| !Path::new(&s).join("lib/rustlib/wasm32-wasip2").is_dir()) {
+        return Err(
+            "the wasm32-wasip2 target is not installed for this toolchain (`rustup target add wasm32-wasip2`)".into(),
+        );
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])

@@ -6,6 +6,7 @@ import { ApiError } from './lib/errors'
 import { SignIn } from './screens/SignIn'
 import { DocumentList } from './screens/DocumentList'
 import { EditorScreen } from './screens/EditorScreen'
+import { PluginsScreen } from './screens/PluginsScreen'
 import { AppShell } from './components/AppShell'
 
 const USER_KEY = 'vellum:user'
@@ -68,6 +69,7 @@ export function App () {
     <AppShell user={user} onSignOut={signOut} wide={route.name === 'editor'}>
       {route.name === 'list' && <DocumentList user={user} />}
       {route.name === 'editor' && <EditorScreen key={route.id} id={route.id} user={user} />}
+      {route.name === 'plugins' && <PluginsScreen />}
       {route.name === 'notFound' && (
         <div className="empty"><h2>Page not found</h2><p><a href="/" onClick={(e) => { e.preventDefault(); navigate('/') }}>Back to documents</a></p></div>
       )}

@@ -194,14 +194,14 @@ macro_rules! register_plugin {
             }
             impl __hooks::enrich::Guest for __VellumPlugin {
                 fn enrich(
-            ctx: __Ctx,
+                    ctx: __Ctx,
                     doc: __Doc,
                 ) -> ::core::result::Result<::std::string::String, ::std::string::String> {
                     __Plugin::enrich(&__make(), &ctx, doc).map(|v| v.to_string())
                 }
             }
 
-            $crate::bindings::__export_plugin!(__VellumPlugin with_types_in $crate::bindings);
+    $crate::bindings::__export_plugin!(__VellumPlugin with_types_in $crate::bindings);
         };
     };
 }

@@ -47,6 +47,12 @@ impl Services for LocalServices {
     }
 }
 
+/// In-memory `kv` and no documents: for running plugins outside a server (the local
+/// runner, benchmarks).
+pub fn services() -> Arc<dyn Services> {
+    Arc::new(LocalServices::default())
+}
+
 /// A document given to `vellum plugin run --input`: every field optional.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -34,7 +34,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Vellum REST API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Documents and accounts for simple clients. GraphQL at /graphql offers everything this does and more. Errors are JSON: {\"error\": {\"code\", \"message\", \"field\"?, \"current\"?, \"retryAfter\"?}} with codes UNAUTHENTICATED (401), FORBIDDEN (403), NOT_FOUND (404), CONFLICT (409), VALIDATION (422), LIMIT_EXCEEDED (413), RATE_LIMITED (429, with Retry-After and retryAfter: too many failed sign-ins for one email), BUSY (503, with Retry-After: too many sign-ins at once), INTERNAL (500)."
+            "description": "Documents and accounts for simple clients. GraphQL at /graphql offers everything this does and more. Errors are JSON: {\"error\": {\"code\", \"message\", \"field\"?, \"current\"?, \"retryAfter\"?}} with codes UNAUTHENTICATED (401), FORBIDDEN (403), NOT_FOUND (404), CONFLICT (409), VALIDATION (422), LIMIT_EXCEEDED (413), RATE_LIMITED (429, with Retry-After and retryAfter: too many failed sign-ins for one email), BUSY (503, with Retry-After: too many sign-ins at once), PLUGIN_REJECTED (422: a plugin refused the change; plugin, reason, pluginMessage and field say which, why and where), PLUGIN_FAILED (502: a plugin on the change's path failed; plugin and kind — out-of-fuel, timeout, memory-limit, trap, invalid-output, capability-denied, input-too-large, busy), INTERNAL (500)."
         },
         "components": {
             "securitySchemes": {
@@ -45,11 +45,15 @@ pub fn document() -> Value {
                 "Error": {
                     "type": "object",
                     "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
-                        "code": { "type": "string", "enum": ["UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "CONFLICT", "VALIDATION", "LIMIT_EXCEEDED", "RATE_LIMITED", "BUSY", "INTERNAL"] },
+                        "code": { "type": "string", "enum": ["UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "CONFLICT", "VALIDATION", "LIMIT_EXCEEDED", "RATE_LIMITED", "BUSY", "PLUGIN_REJECTED", "PLUGIN_FAILED", "INTERNAL"] },
                         "message": { "type": "string" },
                         "field": { "type": "string", "description": "VALIDATION: the offending input field." },
                         "current": { "$ref": "#/components/schemas/Document", "description": "CONFLICT: the record as it is now." },
-                        "retryAfter": { "type": "integer", "minimum": 1, "description": "RATE_LIMITED: seconds until the lockout ends (also the Retry-After header)." }
+                        "retryAfter": { "type": "integer", "minimum": 1, "description": "RATE_LIMITED: seconds until the lockout ends (also the Retry-After header)." },
+                        "plugin": { "type": "string", "description": "PLUGIN_REJECTED, PLUGIN_FAILED: the plugin's name." },
+                        "reason": { "type": "string", "description": "PLUGIN_REJECTED: the plugin's short code for why." },
+                        "pluginMessage": { "type": "string", "description": "PLUGIN_REJECTED: the plugin's message, to show the editor." },
+                        "kind": { "type": "string", "description": "PLUGIN_FAILED: how the plugin failed." }
                     } } }
                 },
                 "User": { "type": "object", "properties": {

@@ -16,7 +16,7 @@ export function AppShell ({ user, onSignOut, wide, children }: { user: User, onS
         <nav className="mainnav" aria-label="Main">
           <a href="/" onClick={go('/')} aria-current={location.pathname === '/' ? 'page' : undefined}>Documents</a>
           <span className="nav-soon" title="Search over history is coming">History search</span>
-          <span className="nav-soon" title="Plugins are coming">Plugins</span>
+          {user.role === 'ADMIN' && <a href="/plugins" onClick={go('/plugins')} aria-current={location.pathname === '/plugins' ? 'page' : undefined}>Plugins</a>}
         </nav>
         <div className="topbar-right">
           <ShortcutHelp />

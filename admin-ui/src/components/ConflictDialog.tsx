@@ -4,6 +4,7 @@ import type { Choice, FieldConflict, MetaField } from '../lib/conflict'
 import { Modal } from './Modal'
 
 const show = (c: FieldConflict, v: string) => (c.field === 'status' ? STATUS_LABEL[v as DocStatus] ?? v : v || '(empty)')
+const LEGEND: Record<MetaField, string> = { title: 'Title', slug: 'Slug', status: 'Status' }
 
 /** Someone saved the same field first: show both values; the user picks per field. */
 export function ConflictDialog ({ conflicts, by, onResolve, onCancel }: {
@@ -18,7 +19,7 @@ export function ConflictDialog ({ conflicts, by, onResolve, onCancel }: {
       <p className="muted">{by ? `${by} saved` : 'Another change was saved'} while you were editing. Choose which value to keep.</p>
       {conflicts.map((c) => (
         <fieldset key={c.field} className="conflict">
-          <legend>{c.field === 'title' ? 'Title' : 'Status'}</legend>
+          <legend>{LEGEND[c.field]}</legend>
           <label className={choices[c.field] === 'theirs' || !choices[c.field] ? 'choice picked' : 'choice'}>
             <input type="radio" name={c.field} checked={(choices[c.field] ?? 'theirs') === 'theirs'} onChange={() => setChoices({ ...choices, [c.field]: 'theirs' })} />
             <span>Theirs</span><strong data-testid={`theirs-${c.field}`}>{show(c, c.theirs)}</strong>

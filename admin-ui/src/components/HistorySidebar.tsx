@@ -3,9 +3,12 @@ import * as api from '../lib/api'
 import { errorText } from '../lib/errors'
 import { subscribe } from '../lib/graphql'
 import { relativeTime } from '../lib/docList'
+import { wordCountText } from '../lib/plugins'
 import { DiffView } from './DiffView'
 import { useOnline } from '../lib/online'
 import { Modal } from './Modal'
+import { ActionError, shownError, type ShownError } from './ActionError'
+import { PluginFields, hasFields } from './PluginFields'
 
 interface Props {
   docId: string
@@ -13,12 +16,19 @@ interface Props {
   available: boolean
   /** bumped by Ctrl/Cmd+S: focus the label field */
   saveRequest: number
+  /** whether the server has plugin `fields` on documents and versions */
+  fieldsAvailable: boolean
+  /** bumped when the document got a version elsewhere (a publish): load versions and fields again */
+  refreshKey: number
+  /** a save or restore failed (the editor marks the title or slug a plugin named) */
+  onError?: (e: unknown) => void
   onClose: () => void
 }
 
-export function HistorySidebar ({ docId, canEdit, available, saveRequest, onClose }: Props) {
+export function HistorySidebar ({ docId, canEdit, available, saveRequest, fieldsAvailable, refreshKey, onError, onClose }: Props) {
   const [versions, setVersions] = useState<api.Version[]>([])
-  const [error, setError] = useState('')
+  const [fields, setFields] = useState<api.Fields | null>(null)
+  const [error, setError] = useState<ShownError | null>(null)
   const [label, setLabel] = useState('')
   const [saving, setSaving] = useState(false)
   const [selected, setSelected] = useState<api.Version | null>(null)
@@ -26,7 +36,7 @@ export function HistorySidebar ({ docId, canEdit, available, saveRequest, onClos
   const [mode, setMode] = useState<'diff' | 'view'>('diff')
   const [diff, setDiff] = useState<api.DiffPart[] | null>(null)
   const [html, setHtml] = useState<string | null>(null)
-  const [detailError, setDetailError] = useState('')
+  const [detailError, setDetailError] = useState<ShownError | null>(null)
   const [confirm, setConfirm] = useState<api.Version | null>(null)
   const [notice, setNotice] = useState('')
   const labelRef = useRef<HTMLInputElement>(null)
@@ -34,15 +44,22 @@ export function HistorySidebar ({ docId, canEdit, available, saveRequest, onClos
 
   const reload = useCallback(async () => {
     if (!available || !navigator.onLine) return
+    // the fields are extra: without them the history still works
+    const f = fieldsAvailable ? api.documentFields(docId).then(setFields, () => {}) : Promise.resolve()
     try {
       setVersions(await api.listVersions(docId))
-      setError('')
+      setError(null)
     } catch (e) {
-      setError(errorText(e))
+      setError({ text: errorText(e), plugin: null })
     }
-  }, [docId, available])
+    await f
+  }, [docId, available, fieldsAvailable])
 
   useEffect(() => { void reload() }, [reload])
+
+  useEffect(() => {
+    if (refreshKey > 0) void reload()
+  }, [refreshKey, reload])
 
   useEffect(() => {
     if (!available || !online) return
@@ -57,11 +74,11 @@ export function HistorySidebar ({ docId, canEdit, available, saveRequest, onClos
   useEffect(() => {
     if (!selected) return
     let stale = false
-    setDetailError('')
+    setDetailError(null)
     const work = mode === 'diff'
       ? api.versionDiff(selected.id, compareTo === 'live' ? null : compareTo).then((d) => { if (!stale) { setDiff(d); setHtml(null) } })
       : api.versionText(selected.id).then((v) => { if (!stale) { setHtml(v.html); setDiff(null) } })
-    work.catch((e) => { if (!stale) setDetailError(errorText(e)) })
+    work.catch((e) => { if (!stale) setDetailError({ text: errorText(e), plugin: null }) })
     return () => { stale = true }
   }, [selected, compareTo, mode, versions])
 
@@ -70,14 +87,16 @@ export function HistorySidebar ({ docId, canEdit, available, saveRequest, onClos
     const l = label.trim()
     if (!l) { labelRef.current?.focus(); return }
     setSaving(true)
-    setError('')
+    setError(null)
+    setNotice('')
     try {
       const v = await api.saveVersion(docId, l)
       setLabel('')
       setNotice(`Saved v${v.number} “${v.label}”.`)
       await reload()
     } catch (err) {
-      setError(errorText(err))
+      setError(shownError(err, 'saveVersion'))
+      onError?.(err)
     } finally {
       setSaving(false)
     }
@@ -85,14 +104,15 @@ export function HistorySidebar ({ docId, canEdit, available, saveRequest, onClos
 
   const restore = async (v: api.Version) => {
     setConfirm(null)
-    setDetailError('')
+    setDetailError(null)
     try {
       const r = await api.restoreVersion(v.id)
       setNotice(`Restored v${v.number}; saved as v${r.number}.`)
       setSelected(null)
       await reload()
     } catch (err) {
-      setDetailError(errorText(err))
+      setDetailError(shownError(err, 'restore'))
+      onError?.(err)
     }
   }
 
@@ -109,8 +129,14 @@ export function HistorySidebar ({ docId, canEdit, available, saveRequest, onClos
           <button className="primary" type="submit" disabled={saving}>{saving ? 'Saving…' : 'Save version'}</button>
         </form>
       )}
-      {error && <p className="error" role="alert">{error}</p>}
+      {error && <ActionError error={error} testId="save-version-error" />}
       {notice && <p className="ok" role="status">{notice}</p>}
+      {hasFields(fields) && (
+        <section className="doc-fields" aria-labelledby="doc-fields-title">
+          <h3 id="doc-fields-title">Newest version</h3>
+          <PluginFields fields={fields} testId="word-count" />
+        </section>
+      )}
       {available && versions.length === 0 && !error && <p className="muted">No versions yet. Save one to mark a point you can come back to.</p>}
       <ol className="versions">
         {versions.map((v) => (
@@ -120,7 +146,7 @@ export function HistorySidebar ({ docId, canEdit, available, saveRequest, onClos
               <span className="vlabel">{v.label || 'Untitled version'}</span>
               {v.published && <span className="badge status-published">Published</span>}
               {v.restoredFrom != null && <span className="badge">from v{v.restoredFrom}</span>}
-              <span className="vmeta">{v.author?.displayName ?? 'Someone'} · <time dateTime={v.createdAt} title={new Date(v.createdAt).toLocaleString()}>{relativeTime(v.createdAt)}</time></span>
+              <span className="vmeta">{v.author?.displayName ?? 'Someone'} · <time dateTime={v.createdAt} title={new Date(v.createdAt).toLocaleString()}>{relativeTime(v.createdAt)}</time>{wordCountOf(v) && ` · ${wordCountOf(v)}`}</span>
             </button>
             {selected?.id === v.id && (
               <div className="version-detail">
@@ -136,7 +162,8 @@ export function HistorySidebar ({ docId, canEdit, available, saveRequest, onClos
                     </select>
                   </label>
                 )}
-                {detailError && <p className="error" role="alert">{detailError}</p>}
+                {detailError && <ActionError error={detailError} />}
+                <PluginFields fields={v.fields} />
                 {mode === 'diff' && diff && <DiffView parts={diff} />}
                 {mode === 'view' && html !== null && <div className="prose version-view" dangerouslySetInnerHTML={{ __html: html }} />}
                 {canEdit && <button className="danger" onClick={() => setConfirm(v)}>Restore this version…</button>}
@@ -157,3 +184,5 @@ export function HistorySidebar ({ docId, canEdit, available, saveRequest, onClos
     </aside>
   )
 }
+
+const wordCountOf = (v: api.Version) => wordCountText(v.fields?.['word-count'])

@@ -1,6 +1,7 @@
 // The GraphQL operations the UI uses, typed. Version history, publishing and `myAccess`
-// come from the versions capability; `capabilities()` finds out once whether this server
-// has them, so the UI can say so instead of failing.
+// come from the versions capability, plugins and the `fields` they compute from the
+// plugins one; `capabilities()` finds out once whether this server has them, so the UI
+// can say so instead of failing.
 
 import { gql } from './graphql'
 import { ApiError, fromGraphQLError } from './errors'
@@ -43,12 +44,20 @@ export interface Version {
   createdAt: string
   restoredFrom?: number | null
   published: boolean
+  /** what `enrich` plugins computed for it, keyed by plugin name (servers with plugins) */
+  fields?: Fields
 }
+
+/** Plugin-computed fields, keyed by plugin name: `{"word-count": {"words": 412, "readingMinutes": 3}}`. */
+export type Fields = Record<string, unknown>
 
 export type DiffOp = 'EQUAL' | 'INSERT' | 'DELETE'
 export interface DiffPart { op: DiffOp, text: string }
 
-export interface Capabilities { versions: boolean, publish: boolean, myAccess: boolean }
+export interface Capabilities { versions: boolean, publish: boolean, myAccess: boolean, plugins: boolean, fields: boolean }
+
+/** What a server without introspection (or offline) is assumed to have. */
+export const ALL_CAPABILITIES: Capabilities = { versions: true, publish: true, myAccess: true, plugins: true, fields: true }
 
 const USER = 'id email displayName role'
 const DOC_BASE = 'id title slug status lockVersion updatedAt createdAt publishedVersionId owner { id displayName }'
@@ -59,18 +68,29 @@ let caps: Promise<Capabilities> | null = null
 /** What this server supports (asked once). With introspection off, assume everything. */
 export function capabilities (): Promise<Capabilities> {
   if (!caps) {
-    caps = gql<{ q: { fields: { name: string }[] } | null, m: { fields: { name: string }[] } | null, d: { fields: { name: string }[] } | null }>(
-      '{ q: __type(name: "Query") { fields { name } } m: __type(name: "Mutation") { fields { name } } d: __type(name: "Document") { fields { name } } }'
+    type T = { fields: { name: string }[] } | null
+    caps = gql<{ q: T, m: T, d: T, v: T }>(
+      '{ q: __type(name: "Query") { fields { name } } m: __type(name: "Mutation") { fields { name } } d: __type(name: "Document") { fields { name } } v: __type(name: "Version") { fields { name } } }'
     ).then((r) => {
-      const has = (t: { fields: { name: string }[] } | null, n: string) => t === null || t.fields.some((f) => f.name === n)
-      return { versions: has(r.q, 'versions') && has(r.m, 'saveVersion'), publish: has(r.m, 'publish'), myAccess: has(r.d, 'myAccess') }
-    }).catch(() => ({ versions: true, publish: true, myAccess: true }))
+      const has = (t: T, n: string) => t === null || t.fields.some((f) => f.name === n)
+      return {
+        versions: has(r.q, 'versions') && has(r.m, 'saveVersion'),
+        publish: has(r.m, 'publish'),
+        myAccess: has(r.d, 'myAccess'),
+        plugins: has(r.q, 'plugins'),
+        fields: has(r.d, 'fields') && has(r.v, 'fields')
+      }
+    }).catch(() => ALL_CAPABILITIES)
   }
   return caps
 }
 
 async function docFields (): Promise<string> {
   return (await capabilities()).myAccess ? `${DOC_BASE} myAccess` : DOC_BASE
+}
+
+async function versionFields (): Promise<string> {
+  return (await capabilities()).fields ? `${VERSION} fields` : VERSION
 }
 
 export async function me (): Promise<User | null> {
@@ -142,7 +162,7 @@ export async function createDocument (title: string): Promise<DocMeta> {
     `mutation($i: CreateDocumentInput!) { createDocument(input: $i) { ${DOC_BASE} } }`, { i: { title } })).createDocument
 }
 
-export async function updateDocument (id: string, input: { title?: string, status?: DocStatus }, lockVersion: number): Promise<DocMeta> {
+export async function updateDocument (id: string, input: { title?: string, slug?: string, status?: DocStatus }, lockVersion: number): Promise<DocMeta> {
   return (await gql<{ updateDocument: DocMeta }>(
     `mutation($id: ID!, $i: UpdateDocumentInput!, $v: Int!) { updateDocument(id: $id, input: $i, lockVersion: $v) { ${await docFields()} } }`,
     { id, i: input, v: lockVersion })).updateDocument
@@ -159,7 +179,7 @@ export async function grantAccess (documentId: string, userEmail: string, role: 
 
 export async function listVersions (documentId: string, first = 50): Promise<Version[]> {
   const r = await gql<{ versions: { edges: { node: Version }[] } }>(
-    `query($d: ID!, $first: Int) { versions(documentId: $d, first: $first) { edges { node { ${VERSION} } } } }`,
+    `query($d: ID!, $first: Int) { versions(documentId: $d, first: $first) { edges { node { ${await versionFields()} } } } }`,
     { d: documentId, first })
   return r.versions.edges.map((e) => e.node)
 }
@@ -178,7 +198,7 @@ export async function versionDiff (from: string, to: string | null): Promise<Dif
 
 export async function saveVersion (documentId: string, label: string): Promise<Version> {
   return (await gql<{ saveVersion: Version }>(
-    `mutation($d: ID!, $l: String!) { saveVersion(documentId: $d, label: $l) { ${VERSION} } }`, { d: documentId, l: label })).saveVersion
+    `mutation($d: ID!, $l: String!) { saveVersion(documentId: $d, label: $l) { ${await versionFields()} } }`, { d: documentId, l: label })).saveVersion
 }
 
 export async function restoreVersion (versionId: string): Promise<Version> {
@@ -190,6 +210,12 @@ export async function publish (documentId: string): Promise<DocMeta> {
   return (await gql<{ publish: DocMeta }>(`mutation($d: ID!) { publish(documentId: $d) { ${await docFields()} } }`, { d: documentId })).publish
 }
 
+/** The fields plugins computed for the document's newest version (`{}` before the first). */
+export async function documentFields (id: string): Promise<Fields> {
+  const r = await gql<{ document: { fields: Fields | null } | null }>('query($id: ID) { document(id: $id, draft: true) { fields } }', { id })
+  return r.document?.fields ?? {}
+}
+
 export async function unpublish (documentId: string): Promise<DocMeta> {
   return (await gql<{ unpublish: DocMeta }>(`mutation($d: ID!) { unpublish(documentId: $d) { ${await docFields()} } }`, { d: documentId })).unpublish
 }
@@ -199,4 +225,69 @@ export interface PresenceEntry { userId: string | null, displayName: string, rea
 export async function presence (documentId: string): Promise<PresenceEntry[]> {
   return (await gql<{ presence: PresenceEntry[] }>(
     'query($d: ID!) { presence(documentId: $d) { userId displayName readOnly clientId } }', { d: documentId })).presence
+}
+
+// Plugins (admins only; anyone else gets FORBIDDEN)
+
+export type PluginStatus = 'ENABLED' | 'DISABLED' | 'FAILING' | 'BROKEN'
+export type PluginHook = 'BEFORE_SAVE_VERSION' | 'BEFORE_PUBLISH' | 'AFTER_PUBLISH' | 'ON_METADATA_CHANGE' | 'RENDER' | 'ENRICH'
+export type PluginCapability = 'CONFIG' | 'KV' | 'CONTENT'
+export type SettingType = 'string' | 'integer' | 'number' | 'boolean' | 'array'
+
+export interface PluginSetting {
+  key: string
+  type: SettingType
+  default: unknown
+  description: string | null
+  minimum: number | null
+  maximum: number | null
+}
+
+export interface Plugin {
+  name: string
+  /** null for a plugin whose files failed to load (BROKEN) */
+  version: string | null
+  description: string | null
+  source: string | null
+  sha256: string | null
+  hooks: PluginHook[]
+  priority: number | null
+  status: PluginStatus
+  error: string | null
+  disabledReason: string | null
+  requestedCapabilities: PluginCapability[]
+  grantedCapabilities: PluginCapability[]
+  /** the settings an admin set; the schema's defaults apply to the rest */
+  config: Record<string, unknown> | null
+  configSchema: PluginSetting[]
+  calls: number
+  rejections: number
+  failures: number
+  lastFailure: string | null
+  p50Ms: number | null
+  p99Ms: number | null
+  fuelUsed: number
+}
+
+const PLUGIN = 'name version description source sha256 hooks priority status error disabledReason requestedCapabilities grantedCapabilities config configSchema { key type default description minimum maximum } calls rejections failures lastFailure p50Ms p99Ms fuelUsed'
+
+export async function listPlugins (): Promise<Plugin[]> {
+  return (await gql<{ plugins: Plugin[] }>(`{ plugins { ${PLUGIN} } }`)).plugins
+}
+
+// The mutations answer with the whole plugin, so its card shows what the server stored.
+
+export async function setPluginEnabled (name: string, enabled: boolean): Promise<Plugin> {
+  return (await gql<{ setPluginEnabled: Plugin }>(
+    `mutation($n: String!, $e: Boolean!) { setPluginEnabled(name: $n, enabled: $e) { ${PLUGIN} } }`, { n: name, e: enabled })).setPluginEnabled
+}
+
+export async function setPluginConfig (name: string, config: Record<string, unknown>): Promise<Plugin> {
+  return (await gql<{ setPluginConfig: Plugin }>(
+    `mutation($n: String!, $c: JSON!) { setPluginConfig(name: $n, config: $c) { ${PLUGIN} } }`, { n: name, c: config })).setPluginConfig
+}
+
+export async function setPluginGrants (name: string, capabilities: PluginCapability[]): Promise<Plugin> {
+  return (await gql<{ setPluginGrants: Plugin }>(
+    `mutation($n: String!, $caps: [Capability!]!) { setPluginGrants(name: $n, capabilities: $caps) { ${PLUGIN} } }`, { n: name, caps: capabilities })).setPluginGrants
 }

@@ -14,6 +14,12 @@ describe('metadata conflicts', () => {
     expect(resolveConflict(c, { title: 'mine' })).toEqual({ title: 'Mine' })
     expect(resolveConflict(c, { title: 'mine', status: 'mine' })).toEqual({ title: 'Mine', status: 'ARCHIVED' })
   })
+  it('treats the slug like the title', () => {
+    const c = conflictFields({ slug: 'mine' }, { ...current, slug: 'theirs' })
+    expect(c).toEqual([{ field: 'slug', mine: 'mine', theirs: 'theirs' }])
+    expect(resolveConflict(c, { slug: 'mine' })).toEqual({ slug: 'mine' })
+    expect(conflictFields({ slug: 'same' }, { ...current, slug: 'same' })).toEqual([])
+  })
   it('reads extensions.current as the server sends it (camelCase, snake_case status)', () => {
     const d = currentFromConflict({ id: 'x', title: 'T', slug: 't', status: 'in_review', lockVersion: 4, updatedAt: 'u', createdAt: 'c' })
     expect(d).toMatchObject({ title: 'T', status: 'IN_REVIEW', lockVersion: 4 })

@@ -1,18 +1,19 @@
-// Metadata (title, status) is last-write-wins with optimistic locking: a save names the
+// Metadata (title, slug, status) is last-write-wins with optimistic locking: a save names the
 // lockVersion it read, and a stale one comes back as CONFLICT with the document as it is
 // now. Nothing is overwritten silently: the user sees both values and chooses.
 
 import type { DocMeta, DocStatus } from './api'
 
-export type MetaField = 'title' | 'status'
-export interface MetaEdit { title?: string, status?: DocStatus }
+export type MetaField = 'title' | 'slug' | 'status'
+export interface MetaEdit { title?: string, slug?: string, status?: DocStatus }
 
 export interface FieldConflict { field: MetaField, mine: string, theirs: string }
 
 /** The fields where my unsaved edit and the server's current value differ. */
-export function conflictFields (edit: MetaEdit, current: Pick<DocMeta, 'title' | 'status'>): FieldConflict[] {
+export function conflictFields (edit: MetaEdit, current: Pick<DocMeta, 'title' | 'status'> & { slug?: string }): FieldConflict[] {
   const out: FieldConflict[] = []
   if (edit.title !== undefined && edit.title !== current.title) out.push({ field: 'title', mine: edit.title, theirs: current.title })
+  if (edit.slug !== undefined && edit.slug !== (current.slug ?? '')) out.push({ field: 'slug', mine: edit.slug, theirs: current.slug ?? '' })
   if (edit.status !== undefined && edit.status !== current.status) out.push({ field: 'status', mine: edit.status, theirs: current.status })
   return out
 }
@@ -28,6 +29,7 @@ export function resolveConflict (conflicts: FieldConflict[], choices: Partial<Re
   for (const c of conflicts) {
     if ((choices[c.field] ?? 'theirs') !== 'mine') continue
     if (c.field === 'title') edit.title = c.mine
+    else if (c.field === 'slug') edit.slug = c.mine
     else edit.status = c.mine as DocStatus
   }
   return Object.keys(edit).length > 0 ? edit : null

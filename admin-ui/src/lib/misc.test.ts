@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { actionFor, displayKeys, matches } from './shortcuts'
-import { describeError, fromGraphQLError } from './errors'
+import { ApiError, describeError, errorField, fieldMessage, fromGraphQLError, pluginNotice } from './errors'
 import { colorFor, initials, participants, typingLine } from './presence'
 import { matchesSearch, mergePage, relativeTime } from './docList'
 import { parseRoute } from './router'
@@ -41,6 +41,63 @@ describe('errors', () => {
     const locked = fromGraphQLError({ message: 'too many sign-in attempts for this email; try again in 300 seconds', extensions: { code: 'RATE_LIMITED' } })
     expect(locked.code).toBe('RATE_LIMITED')
     expect(locked.message).toBe('Too many sign-in attempts for this email; try again in 300 seconds.')
+  })
+})
+
+describe('plugin errors', () => {
+  // as the server sends them (src/error.rs): the message is "<plugin>: <message>"
+  const rejected = fromGraphQLError({
+    message: 'banned-words: paragraph 1 contains “frobnicate”, which may not be published',
+    extensions: { code: 'PLUGIN_REJECTED', plugin: 'banned-words', reason: 'banned-word', pluginMessage: 'paragraph 1 contains “frobnicate”, which may not be published', field: 'body' }
+  })
+  const failed = fromGraphQLError({
+    message: 'plugin word-count failed (out-of-fuel); the change was not made',
+    extensions: { code: 'PLUGIN_FAILED', plugin: 'word-count', kind: 'out-of-fuel' }
+  })
+  it('keeps what the plugin said', () => {
+    expect(rejected.code).toBe('PLUGIN_REJECTED')
+    expect(rejected.plugin).toEqual({ plugin: 'banned-words', pluginMessage: 'paragraph 1 contains “frobnicate”, which may not be published', reason: 'banned-word', kind: undefined })
+    expect(rejected.field).toBe('body')
+    expect(rejected.message).toBe('Plugin banned-words refused this: Paragraph 1 contains “frobnicate”, which may not be published.')
+    expect(failed.code).toBe('PLUGIN_FAILED')
+    expect(failed.message).toBe('Plugin word-count failed (out-of-fuel); nothing was saved.')
+    expect(fromGraphQLError({ message: 'x', extensions: { code: 'PLUGIN_FAILED' } }).message).toBe('A plugin failed; nothing was saved.')
+    // a refusal about no field in particular
+    expect(fromGraphQLError({ message: 'p: no', extensions: { code: 'PLUGIN_REJECTED', plugin: 'p', pluginMessage: 'no', field: null } }).field).toBeUndefined()
+    // plugin details only on plugin errors
+    expect(fromGraphQLError({ message: 'x', extensions: { code: 'FORBIDDEN', plugin: 'p' } }).plugin).toBeUndefined()
+  })
+  it('says in place what did not happen and which plugin refused', () => {
+    expect(pluginNotice(rejected, 'publish')).toEqual({
+      kind: 'rejected',
+      plugin: 'banned-words',
+      headline: 'Not published: the plugin banned-words refused it.',
+      detail: 'Paragraph 1 contains “frobnicate”, which may not be published.',
+      reason: 'banned-word',
+      field: 'body'
+    })
+    expect(pluginNotice(rejected, 'saveVersion')?.headline).toBe('Version not saved: the plugin banned-words refused it.')
+    expect(pluginNotice(failed, 'saveVersion')).toMatchObject({ kind: 'failed', plugin: 'word-count', headline: 'Plugin word-count failed (out-of-fuel); nothing was saved.' })
+    // without pluginMessage: the server's message without the plugin's name
+    const bare = fromGraphQLError({ message: 'slugify: slug is reserved', extensions: { code: 'PLUGIN_REJECTED', plugin: 'slugify', field: 'slug' } })
+    expect(pluginNotice(bare, 'metadata')?.detail).toBe('Slug is reserved.')
+    expect(pluginNotice(new ApiError('FORBIDDEN', 'no'), 'publish')).toBeNull()
+    expect(pluginNotice(new Error('x'), 'publish')).toBeNull()
+  })
+  it('finds the input an error is about', () => {
+    const title = fromGraphQLError({ message: 'house-style: titles end without a full stop', extensions: { code: 'PLUGIN_REJECTED', plugin: 'house-style', pluginMessage: 'titles end without a full stop', field: 'title' } })
+    expect(errorField(title, ['title', 'slug'])).toBe('title')
+    expect(fieldMessage(title)).toBe('house-style: titles end without a full stop')
+    expect(errorField(rejected, ['title', 'slug'])).toBeNull()
+    const taken = fromGraphQLError({ message: 'slug: already used by another document', extensions: { code: 'VALIDATION', field: 'slug' } })
+    expect(errorField(taken, ['title', 'slug'])).toBe('slug')
+    expect(fieldMessage(taken)).toBe('already used by another document')
+    expect(taken.message).toBe('Slug: already used by another document')
+    const setting = fromGraphQLError({ message: 'config.words: `words` must be an array of strings', extensions: { code: 'VALIDATION', field: 'config.words' } })
+    expect(errorField(setting, ['words', 'other'], 'config.')).toBe('words')
+    expect(errorField(setting, ['words'])).toBeNull()
+    expect(fieldMessage(setting)).toBe('`words` must be an array of strings')
+    expect(errorField(new ApiError('CONFLICT', 'x', { field: 'title' }), ['title'])).toBeNull()
   })
 })
 
@@ -89,6 +146,7 @@ describe('document list', () => {
     expect(parseRoute('/')).toEqual({ name: 'list' })
     expect(parseRoute('/documents/abc')).toEqual({ name: 'editor', id: 'abc' })
     expect(parseRoute('/signin')).toEqual({ name: 'signin' })
+    expect(parseRoute('/plugins')).toEqual({ name: 'plugins' })
     expect(parseRoute('/elsewhere')).toEqual({ name: 'notFound' })
   })
 })

@@ -1,4 +1,4 @@
-// A tiny history-API router: three screens do not need a routing library.
+// A tiny history-API router: four screens do not need a routing library.
 
 import { useSyncExternalStore } from 'react'
 
@@ -6,11 +6,13 @@ export type Route =
   | { name: 'list' }
   | { name: 'signin' }
   | { name: 'editor', id: string }
+  | { name: 'plugins' }
   | { name: 'notFound' }
 
 export function parseRoute (path: string): Route {
   if (path === '/' || path === '/documents' || path === '/documents/') return { name: 'list' }
   if (path === '/signin') return { name: 'signin' }
+  if (path === '/plugins' || path === '/plugins/') return { name: 'plugins' }
   const m = /^\/documents\/([^/]+)\/?$/.exec(path)
   if (m) return { name: 'editor', id: decodeURIComponent(m[1]) }
   return { name: 'notFound' }

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from 'react'
 import * as api from '../lib/api'
-import { ApiError, errorText } from '../lib/errors'
+import { ApiError, errorField, errorText, fieldMessage } from '../lib/errors'
 import { CollabSession } from '../lib/collab'
 import { conflictFields, currentFromConflict, resolveConflict, type Choice, type FieldConflict, type MetaEdit, type MetaField } from '../lib/conflict'
 import { subscribe } from '../lib/graphql'
@@ -14,6 +14,11 @@ import { SyncIndicator } from '../components/SyncIndicator'
 import { HistorySidebar } from '../components/HistorySidebar'
 import { ConflictDialog } from '../components/ConflictDialog'
 import { ShareDialog } from '../components/ShareDialog'
+import { ActionError, shownError, type ShownError } from '../components/ActionError'
+
+/** The inputs a refused or invalid metadata write can point at. */
+type FieldName = 'title' | 'slug'
+const INPUT_FIELDS: readonly FieldName[] = ['title', 'slug']
 
 const metaKey = (id: string) => `vellum:doc:${id}`
 
@@ -32,8 +37,13 @@ export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
   const [caps, setCaps] = useState<api.Capabilities | null>(null)
   const [session, setSession] = useState<CollabSession | null>(null)
   const [titleDraft, setTitleDraft] = useState<string | null>(null)
-  const [metaError, setMetaError] = useState('')
-  const [publishError, setPublishError] = useState('')
+  const [slugDraft, setSlugDraft] = useState<string | null>(null)
+  const [metaError, setMetaError] = useState<ShownError | null>(null)
+  const [publishError, setPublishError] = useState<ShownError | null>(null)
+  // the message next to the title or slug input a plugin (or validation) named
+  const [fieldErrors, setFieldErrors] = useState<Partial<Record<FieldName, string>>>({})
+  // bumped after a publish (it records a version): the sidebar reloads versions and fields
+  const [versionsChanged, setVersionsChanged] = useState(0)
   const [busy, setBusy] = useState('')
   const [conflict, setConflict] = useState<{ conflicts: FieldConflict[], current: api.DocMeta } | null>(null)
   const [history, setHistory] = useState(false)
@@ -41,7 +51,7 @@ export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
   const [share, setShare] = useState(false)
   const [presenceReadOnly, setPresenceReadOnly] = useState(false)
   const draftRef = useRef<string | null>(null)
-  draftRef.current = titleDraft
+  draftRef.current = titleDraft ?? slugDraft
   const mac = isMac()
   const online = useOnline()
 
@@ -57,7 +67,7 @@ export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
       const c = cachedMeta(id)
       if (c) setMetaState(c)
       else setLoadError('This document has not been opened on this device yet, and the network is offline.')
-      setCaps({ versions: true, publish: true, myAccess: true })
+      setCaps(api.ALL_CAPABILITIES)
       return
     }
     Promise.all([api.getDocument(id), api.capabilities()])
@@ -70,7 +80,7 @@ export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
       .catch((e) => {
         if (stale) return
         const c = cachedMeta(id)
-        if (e instanceof ApiError && e.code === 'NETWORK' && c) { setMetaState(c); setCaps({ versions: true, publish: true, myAccess: true }) } else setLoadError(errorText(e))
+        if (e instanceof ApiError && e.code === 'NETWORK' && c) { setMetaState(c); setCaps(api.ALL_CAPABILITIES) } else setLoadError(errorText(e))
       })
     return () => { stale = true }
   }, [id, setMeta])
@@ -123,26 +133,40 @@ export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
     )
   }, [id, caps?.publish, online])
 
+  /** Mark the title or slug input an error names (a plugin's refusal, a VALIDATION field). */
+  const markField = useCallback((e: unknown) => {
+    const f = errorField(e, INPUT_FIELDS)
+    if (f && e instanceof ApiError) setFieldErrors({ [f]: fieldMessage(e) })
+  }, [])
+
   const saveMeta = useCallback(async (edit: MetaEdit, base: api.DocMeta) => {
-    setMetaError('')
+    // only the drafts this write saved: a title saved leaves a slug being typed alone
+    const clearDrafts = (edit: MetaEdit) => {
+      if (edit.title !== undefined) setTitleDraft(null)
+      if (edit.slug !== undefined) setSlugDraft(null)
+    }
+    setMetaError(null)
+    setFieldErrors({})
     setBusy('meta')
     try {
       const d = await api.updateDocument(id, edit, base.lockVersion)
       setMeta({ ...base, ...d })
-      setTitleDraft(null)
+      clearDrafts(edit)
     } catch (e) {
       if (e instanceof ApiError && e.code === 'CONFLICT') {
         const current = currentFromConflict(e.current) ?? await api.getDocument(id)
         const merged = { ...base, ...current, owner: base.owner, myAccess: base.myAccess }
         const conflicts = conflictFields(edit, merged)
-        if (conflicts.length === 0) { setMeta(merged); setTitleDraft(null) } else setConflict({ conflicts, current: merged })
+        if (conflicts.length === 0) { setMeta(merged); clearDrafts(edit) } else setConflict({ conflicts, current: merged })
       } else {
-        setMetaError(errorText(e))
+        // an invalid title or slug is said next to its input; a plugin's refusal there too
+        if (!(e instanceof ApiError && e.code === 'VALIDATION' && errorField(e, INPUT_FIELDS))) setMetaError(shownError(e, 'metadata'))
+        markField(e)
       }
     } finally {
       setBusy('')
     }
-  }, [id, setMeta])
+  }, [id, setMeta, markField])
 
   const resolve = (choices: Partial<Record<MetaField, Choice>>) => {
     if (!conflict) return
@@ -150,7 +174,7 @@ export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
     setMeta(conflict.current)
     setConflict(null)
     if (edit) void saveMeta(edit, conflict.current)
-    else setTitleDraft(null)
+    else { setTitleDraft(null); setSlugDraft(null) }
   }
 
   const commitTitle = () => {
@@ -160,19 +184,31 @@ export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
     void saveMeta({ title: t }, meta)
   }
 
+  // an empty slug is sent as such: a plugin such as slugify may derive one; without one the
+  // server refuses it, and says so next to the input
+  const commitSlug = () => {
+    if (!meta || slugDraft === null) return
+    const s = slugDraft.trim()
+    if (s === meta.slug) { setSlugDraft(null); return }
+    void saveMeta({ slug: s }, meta)
+  }
+
   const doPublish = useCallback(async (on: boolean) => {
     if (!meta) return
-    setPublishError('')
+    setPublishError(null)
+    setFieldErrors({})
     setBusy(on ? 'publish' : 'unpublish')
     try {
       const d = on ? await api.publish(id) : await api.unpublish(id)
       setMeta({ ...meta, ...d })
+      if (on) setVersionsChanged((n) => n + 1)
     } catch (e) {
-      setPublishError(errorText(e))
+      setPublishError(shownError(e, on ? 'publish' : 'metadata'))
+      markField(e)
     } finally {
       setBusy('')
     }
-  }, [id, meta, setMeta])
+  }, [id, meta, setMeta, markField])
 
   // keyboard shortcuts
   useEffect(() => {
@@ -203,9 +239,11 @@ export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
           <input
             className="title-input"
             aria-label="Title"
+            aria-invalid={fieldErrors.title ? true : undefined}
+            aria-describedby={fieldErrors.title ? 'title-error' : undefined}
             value={titleDraft ?? meta.title}
             readOnly={readOnly}
-            onChange={(e) => setTitleDraft(e.target.value)}
+            onChange={(e) => { setTitleDraft(e.target.value); if (fieldErrors.title) setFieldErrors({ ...fieldErrors, title: undefined }) }}
             onBlur={commitTitle}
             onKeyDown={(e) => {
               if (e.key === 'Enter') { e.preventDefault(); commitTitle() }
@@ -223,6 +261,26 @@ export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
           </select>
           {facts && <SyncIndicator facts={{ ...facts, readOnly }} />}
         </div>
+        {fieldErrors.title && <p className="field-error title-error" id="title-error">{fieldErrors.title}</p>}
+        <div className="doc-slug">
+          <span className="slug-prefix" aria-hidden="true">/</span>
+          <input
+            className="slug-input"
+            aria-label="Slug"
+            aria-invalid={fieldErrors.slug ? true : undefined}
+            aria-describedby={fieldErrors.slug ? 'slug-error' : undefined}
+            value={slugDraft ?? meta.slug}
+            readOnly={readOnly}
+            spellCheck={false}
+            onChange={(e) => { setSlugDraft(e.target.value); if (fieldErrors.slug) setFieldErrors({ ...fieldErrors, slug: undefined }) }}
+            onBlur={commitSlug}
+            onKeyDown={(e) => {
+              if (e.key === 'Enter') { e.preventDefault(); commitSlug() }
+              if (e.key === 'Escape') setSlugDraft(null)
+            }}
+          />
+          {fieldErrors.slug && <p className="field-error" id="slug-error">{fieldErrors.slug}</p>}
+        </div>
         <div className="doc-actions">
           {session && <PresenceBar awareness={session.provider.awareness} selfUserId={user.id} />}
           <div className="buttons">
@@ -235,17 +293,26 @@ export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
         </div>
         {(metaError || publishError) && (
           <div className="inline-errors">
-            {metaError && <p className="error" role="alert">{metaError}</p>}
-            {publishError && <p className="error" role="alert" data-testid="publish-error">{publishError}</p>}
+            {metaError && <ActionError error={metaError} testId="meta-error" />}
+            {publishError && <ActionError error={publishError} testId="publish-error" />}
           </div>
         )}
         {readOnly && <p className="readonly-note" role="note">You can view this document but not edit it.</p>}
         {session && facts?.loaded ? <RichEditor session={session} readOnly={readOnly} /> : <div className="rich placeholder" aria-busy="true" />}
       </section>
       {history && (
-        <HistorySidebar docId={id} canEdit={!readOnly} available={caps?.versions !== false} saveRequest={saveRequest} onClose={() => setHistory(false)} />
+        <HistorySidebar
+          docId={id}
+          canEdit={!readOnly}
+          available={caps?.versions !== false}
+          saveRequest={saveRequest}
+          fieldsAvailable={caps?.fields !== false}
+          refreshKey={versionsChanged}
+          onError={markField}
+          onClose={() => setHistory(false)}
+        />
       )}
-      {conflict && <ConflictDialog conflicts={conflict.conflicts} by={null} onResolve={resolve} onCancel={() => { setConflict(null); setMeta(conflict.current); setTitleDraft(null) }} />}
+      {conflict && <ConflictDialog conflicts={conflict.conflicts} by={null} onResolve={resolve} onCancel={() => { setConflict(null); setMeta(conflict.current); setTitleDraft(null); setSlugDraft(null) }} />}
       {share && <ShareDialog docId={id} title={meta.title} onClose={() => setShare(false)} />}
     </div>
   )
