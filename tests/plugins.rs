@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use common::{Backend, TestApp, gql_code};
+use common::{Backend, TestApp, gql_code, set_markdown};
 use serde_json::{Value, json};
 
 const BUILT: &str = env!("VELLUM_PLUGIN_BUILD");
@@ -73,18 +73,6 @@ async fn enable(app: &TestApp, admin: &str, name: &str) {
         )
         .await;
     assert_eq!(v["data"]["setPluginEnabled"]["status"], "ENABLED", "{v}");
-}
-
-async fn set_markdown(app: &TestApp, token: &str, doc: &str, md: &str) {
-    let (status, v) = app
-        .request(
-            "PUT",
-            &format!("/api/documents/{doc}/body"),
-            Some(token),
-            Some(json!({ "markdown": md })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{v}");
 }
 
 const PUBLISH: &str = "mutation($d: ID!) { publish(documentId: $d) { status slug } }";
@@ -384,8 +372,7 @@ async fn deadline_stops_a_loop_and_other_requests_go_on() {
     let doc = app.create_doc(&admin, "loop").await;
     let started = std::time::Instant::now();
     let looping = {
-        let (app_state, router) = (app.state.clone(), app.router.clone());
-        let _ = app_state;
+        let router = app.router.clone();
         let admin = admin.clone();
         let id = doc["id"].as_str().unwrap().to_string();
         tokio::spawn(async move {
@@ -408,16 +395,13 @@ async fn deadline_stops_a_loop_and_other_requests_go_on() {
         })
     };
     // While the loop runs, plain requests are answered: all of them before it ends.
-    let mut answered = 0;
     for _ in 0..20 {
         let v = app.gql(Some(&admin), "{ me { email } }", json!({})).await;
         assert_eq!(v["data"]["me"]["email"], "admin@example.com", "{v}");
-        answered += 1;
     }
     let plain_done = std::time::Instant::now();
     let (v, loop_done) = looping.await.unwrap();
     assert_eq!(failed_kind(&v), (Some("PLUGIN_FAILED"), Some("timeout")), "{v}");
-    assert_eq!(answered, 20);
     assert!(plain_done < loop_done, "plain requests waited for the plugin call");
     assert!(
         loop_done - started >= Duration::from_millis(950),

@@ -4,7 +4,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{Backend, TestApp, gql_code};
+use common::{Backend, TestApp, gql_code, set_markdown};
 use serde_json::{Value, json};
 use vellum::auth::{self, RegisterInput, Role};
 
@@ -26,18 +26,6 @@ async fn user_with_role(app: &TestApp, email: &str, role: Role) -> String {
         .await;
     assert_eq!(status, StatusCode::OK, "{v}");
     v["token"].as_str().unwrap().to_string()
-}
-
-async fn set_markdown(app: &TestApp, token: &str, doc: &str, md: &str) {
-    let (status, v) = app
-        .request(
-            "PUT",
-            &format!("/api/documents/{doc}/body"),
-            Some(token),
-            Some(json!({ "markdown": md })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{v}");
 }
 
 async fn save(app: &TestApp, token: &str, doc: &str, label: &str) -> Value {

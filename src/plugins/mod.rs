@@ -730,10 +730,6 @@ impl Plugins {
     /// Runs `after-publish` in the background: each plugin up to 3 times, with backoff.
     pub fn after_publish(&self, caller: Caller, doc: Record) {
         let this = self.clone();
-        let queued = this.0.calls.available_permits();
-        if queued == 0 && this.0.config.max_concurrent_calls > 0 {
-            tracing::debug!("plugins: after-publish queued behind other calls");
-        }
         tokio::spawn(async move {
             for (l, state) in this.chain(Hook::AfterPublish).await {
                 for attempt in 1..=3u32 {
@@ -748,7 +744,9 @@ impl Plugins {
                             tracing::warn!(plugin = %l.manifest.name, attempt, kind = f.kind.name(), message = %f.message, "after-publish failed")
                         }
                     }
-                    tokio::time::sleep(Duration::from_millis(200 * 4u64.pow(attempt - 1))).await;
+                    if attempt < 3 {
+                        tokio::time::sleep(Duration::from_millis(200 * 4u64.pow(attempt - 1))).await;
+                    }
                 }
             }
         });

@@ -34,23 +34,17 @@ impl Services for AppServices {
     }
     fn document(&self, id_or_slug: &str) -> anyhow::Result<Option<Record>> {
         self.rt.block_on(async {
-            let key = match uuid::Uuid::parse_str(id_or_slug) {
+            let key = || match uuid::Uuid::parse_str(id_or_slug) {
                 Ok(id) => Key::Id(id),
                 Err(_) => Key::Slug(id_or_slug),
             };
-            // Drafts only for a user who may read them; otherwise what readers get.
-            let readable = match publishing::read(&self.app, &self.who, key, true).await {
+            // The draft for a user who may read it; otherwise what readers get.
+            let readable = match publishing::read(&self.app, &self.who, key(), true).await {
                 Ok(r) => r,
-                Err(_) => {
-                    let key = match uuid::Uuid::parse_str(id_or_slug) {
-                        Ok(id) => Key::Id(id),
-                        Err(_) => Key::Slug(id_or_slug),
-                    };
-                    match publishing::read(&self.app, &self.who, key, false).await {
-                        Ok(r) => r,
-                        Err(_) => return Ok(None),
-                    }
-                }
+                Err(_) => match publishing::read(&self.app, &self.who, key(), false).await {
+                    Ok(r) => r,
+                    Err(_) => return Ok(None),
+                },
             };
             let body = match publishing::body(&self.app, &readable).await {
                 Ok(Some(b)) => b,

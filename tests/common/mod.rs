@@ -257,6 +257,19 @@ impl TestApp {
     }
 }
 
+/// Replaces a document's body with Markdown over REST.
+pub async fn set_markdown(app: &TestApp, token: &str, doc: &str, md: &str) {
+    let (status, v) = app
+        .request(
+            "PUT",
+            &format!("/api/documents/{doc}/body"),
+            Some(token),
+            Some(json!({ "markdown": md })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+}
+
 /// The `extensions.code` of the first GraphQL error, if any.
 pub fn gql_code(v: &Value) -> Option<&str> {
     v["errors"][0]["extensions"]["code"].as_str()
