@@ -46,7 +46,10 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     start_session_heartbeat(&store, &collab).await?;
     let plugins = crate::plugins::Plugins::load(&config.plugins, &config.server.data_dir, Some(store.clone())).await;
     plugins.watch();
-    Ok(AppState::new(config, store, auth, collab, plugins))
+    let search = crate::search::Search::open(&config.search, &config.server.data_dir)?;
+    let state = AppState::new(config, store, auth, collab, plugins, search);
+    state.search.start(state.clone());
+    Ok(state)
 }
 
 /// Clears `active_sessions` rows left by this node's previous run or by dead nodes,
@@ -274,6 +277,7 @@ pub async fn serve(
     let header_timeout = request_timeout(&state.config);
     let store = state.store.clone();
     let collab = state.collab.clone();
+    let search = state.search.clone();
     let node_id = collab.node_id().to_string();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stopping = async move {
@@ -297,6 +301,7 @@ pub async fn serve(
     if let Err(e) = store.clear_node_sessions(&node_id).await {
         tracing::warn!(error = ?e, "could not clear this node's sessions");
     }
+    search.shutdown().await;
     store.close().await;
     if let Some(trimmer) = trimmer {
         trimmer.abort();

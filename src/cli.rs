@@ -35,6 +35,14 @@ enum Command {
     },
     /// Print the effective settings (secrets redacted).
     PrintConfig,
+    /// Rebuild the search index from the database, with a progress bar. A server running
+    /// on this data directory keeps answering from its index until the new one is
+    /// complete, then switches to it.
+    Reindex {
+        /// The data directory whose index to rebuild (default: server.data_dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Plugins: list what would load, check a plugin folder, run one hook locally.
     Plugin {
         #[command(subcommand)]
@@ -157,7 +165,7 @@ fn apply_serve_args(config: &mut Config, args: &ServeArgs) {
     config.server.dev |= args.dev;
 }
 
-async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve(_) => serve(config).await,
         Command::Migrate => {
@@ -201,6 +209,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("created {} ({}) as {}", user.email, user.id, user.role.as_str());
             Ok(())
         }
+        Command::Reindex { data_dir } => {
+            if let Some(d) = data_dir {
+                config.server.data_dir = d;
+            }
+            reindex(&config).await
+        }
         Command::PrintConfig => {
             print!("{}", toml::to_string_pretty(&config)?);
             Ok(())
@@ -222,6 +236,41 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
         },
     }
+}
+
+async fn reindex(config: &Config) -> anyhow::Result<()> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    if !config.search.enabled {
+        anyhow::bail!("search is turned off (search.enabled = false): there is no index to rebuild");
+    }
+    let store = Store::connect(&config.database, &config.server.data_dir).await?;
+    store.migrate().await?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} indexing [{bar:40}] {pos}/{len} versions and drafts ({per_sec}, {eta} left)",
+        )?
+        .progress_chars("=> "),
+    );
+    let started = std::time::Instant::now();
+    let b = bar.clone();
+    let rebuilt = crate::search::rebuild(&store, &config.search, &config.server.data_dir, move |done, total| {
+        b.set_length(total);
+        b.set_position(done);
+    })
+    .await;
+    bar.finish_and_clear();
+    let rebuilt = rebuilt?;
+    store.close().await;
+    println!(
+        "rebuilt the search index {} in {:.1} s: {} versions, {} live drafts, {:.1} MB; a running server switches to it within a second",
+        rebuilt.index,
+        started.elapsed().as_secs_f64(),
+        rebuilt.versions,
+        rebuilt.live_drafts,
+        rebuilt.size_bytes as f64 / 1e6
+    );
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

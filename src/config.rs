@@ -27,6 +27,7 @@ pub struct Config {
     pub graphql: GraphqlConfig,
     pub content: ContentConfig,
     pub plugins: PluginsConfig,
+    pub search: SearchConfig,
     pub log: LogConfig,
 }
 
@@ -147,6 +148,22 @@ pub struct PluginsConfig {
     pub failures_before_disable: u32,
     /// Capabilities granted to plugins of the plugins directory when first seen.
     pub grants: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    pub enabled: bool,
+    pub dir: PathBuf,
+    pub language: String,
+    pub poll_ms: u64,
+    pub batch: u32,
+    pub live_delay_ms: u64,
+    pub live_max_delay_ms: u64,
+    pub live_sweep_secs: u64,
+    pub gap_wait_secs: u64,
+    pub writer_mib: usize,
+    pub snippet_chars: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

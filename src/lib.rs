@@ -14,6 +14,7 @@ pub mod memory;
 pub mod plugins;
 pub mod publishing;
 pub mod rest;
+pub mod search;
 pub mod slots;
 pub mod state;
 pub mod store;

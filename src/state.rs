@@ -6,6 +6,7 @@ use crate::auth::Auth;
 use crate::collab::Collab;
 use crate::config::Config;
 use crate::plugins::Plugins;
+use crate::search::Search;
 use crate::store::Store;
 
 /// Cheap to clone: everything is behind one `Arc`.
@@ -18,16 +19,18 @@ pub struct Inner {
     pub auth: Auth,
     pub collab: Collab,
     pub plugins: Plugins,
+    pub search: Search,
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Store, auth: Auth, collab: Collab, plugins: Plugins) -> Self {
+    pub fn new(config: Config, store: Store, auth: Auth, collab: Collab, plugins: Plugins, search: Search) -> Self {
         Self(Arc::new(Inner {
             config,
             store,
             auth,
             collab,
             plugins,
+            search,
         }))
     }
 }

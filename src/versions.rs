@@ -109,6 +109,7 @@ pub(crate) async fn store_version(
         })
         .await?;
     app.collab.events().version_created(doc.id, version.id);
+    app.search.touch();
     Ok(version)
 }
 

@@ -4,29 +4,9 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{Backend, TestApp, gql_code, set_markdown};
+use common::{Backend, TestApp, gql_code, set_markdown, user_with_role};
 use serde_json::{Value, json};
-use vellum::auth::{self, RegisterInput, Role};
-
-/// A user with `role`, signed in: returns the session token.
-async fn user_with_role(app: &TestApp, email: &str, role: Role) -> String {
-    let input = RegisterInput {
-        email: email.into(),
-        password: "correct horse".into(),
-        display_name: email.split('@').next().unwrap().into(),
-    };
-    auth::create_user(&app.state.store, input, Some(role)).await.unwrap();
-    let (status, v) = app
-        .request(
-            "POST",
-            "/api/auth/login",
-            None,
-            Some(json!({ "email": email, "password": "correct horse" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{v}");
-    v["token"].as_str().unwrap().to_string()
-}
+use vellum::auth::Role;
 
 async fn save(app: &TestApp, token: &str, doc: &str, label: &str) -> Value {
     let v = app

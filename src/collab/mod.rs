@@ -157,6 +157,7 @@ struct Shared {
     applied_inline: AtomicU64,
     applied_on_pool: AtomicU64,
     snapshots_written: AtomicU64,
+    content_changes: ContentChanges,
     /// Documents whose next update apply misbehaves (fault injection for tests).
     faults: Mutex<HashMap<Uuid, Fault>>,
     /// Set once a fault has been injected: until then no update locks `faults`.
@@ -191,6 +192,7 @@ impl Collab {
                 applied_inline: AtomicU64::new(0),
                 applied_on_pool: AtomicU64::new(0),
                 snapshots_written: AtomicU64::new(0),
+                content_changes: ContentChanges::default(),
                 faults: Mutex::new(HashMap::new()),
                 faults_armed: AtomicBool::new(false),
                 load_gates: Mutex::new(HashMap::new()),
@@ -348,6 +350,19 @@ impl Collab {
         Ok(tokio::task::spawn_blocking(move || crate::content::encode_state(&doc)).await?)
     }
 
+    /// The body the database holds for a document, and the sequence number of the last
+    /// update in it.
+    pub async fn durable_body(&self, document_id: Uuid) -> anyhow::Result<(crate::content::Body, i64)> {
+        durable_body(&self.shared.store, document_id).await
+    }
+
+    /// Documents whose content changed on this node (a client's update made durable, or
+    /// another node's applied) since the last [`ContentChanges::take`]: what the search
+    /// indexer refreshes live drafts from.
+    pub fn content_changes(&self) -> &ContentChanges {
+        &self.shared.content_changes
+    }
+
     /// Number of loaded rooms (metrics and tests).
     pub fn loaded_rooms(&self) -> usize {
         self.shared.rooms.lock().expect("rooms lock").len()
@@ -441,6 +456,42 @@ impl Collab {
 /// room it is (the room then reloads, disconnecting everyone in it), so any client's
 /// state vector that makes yrs panic is a bug the fuzzer must report.
 #[doc(hidden)]
+/// [`Collab::durable_body`] from a store alone.
+pub async fn durable_body(store: &Store, document_id: Uuid) -> anyhow::Result<(crate::content::Body, i64)> {
+    let (doc, seq, _) = room::load_from(store, document_id).await?;
+    let body = tokio::task::spawn_blocking(move || crate::content::Body::from_doc(&doc)).await?;
+    Ok((body, seq))
+}
+
+/// A set of changed documents and a wake-up for whoever drains it.
+#[derive(Default)]
+pub struct ContentChanges {
+    changed: std::sync::Mutex<std::collections::HashSet<Uuid>>,
+    notify: Notify,
+}
+
+impl ContentChanges {
+    pub fn mark(&self, document_id: Uuid) {
+        let fresh = self.changed.lock().expect("content changes lock").insert(document_id);
+        if fresh {
+            self.notify.notify_one();
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changed.lock().expect("content changes lock").is_empty()
+    }
+
+    pub fn take(&self) -> Vec<Uuid> {
+        self.changed.lock().expect("content changes lock").drain().collect()
+    }
+
+    /// Resolves after the next [`ContentChanges::mark`] of a document not yet marked.
+    pub async fn changed(&self) {
+        self.notify.notified().await
+    }
+}
+
 pub fn apply_frame(doc: &yrs::Doc, frame: &[u8], max_pending_bytes: usize) -> Result<(), String> {
     match protocol::decode(frame) {
         Err(r) => Err(r.close().1),

@@ -336,7 +336,12 @@ async fn run(collab: Collab, id: Uuid, generation: u64, mut rx: mpsc::Receiver<C
 
 /// Loads the snapshot and later updates into a fresh document, off the executor.
 pub(super) async fn load(collab: &Collab, id: Uuid) -> anyhow::Result<(Doc, i64, usize)> {
-    let state = collab.shared.store.load_document_state(id).await?;
+    load_from(&collab.shared.store, id).await
+}
+
+/// [`load`] from a store alone (what tools without a running engine read).
+pub(super) async fn load_from(store: &crate::store::Store, id: Uuid) -> anyhow::Result<(Doc, i64, usize)> {
+    let state = store.load_document_state(id).await?;
     let (last_seq, size) = (state.last_seq(), stored_size(&state));
     let doc = tokio::task::spawn_blocking(move || build(state)).await??;
     Ok((doc, last_seq, size))
@@ -931,6 +936,7 @@ impl Room {
                 self.since_snapshot.0 += 1;
                 self.since_snapshot.1 += data.len() as u64;
                 self.publish(BusEvent::Update { seq, data });
+                self.collab.shared.content_changes.mark(self.id);
                 if let Some(answer) = edited {
                     let _ = answer.reply.send(Ok(answer.edited));
                 }
@@ -1094,6 +1100,7 @@ impl Room {
                     .is_ok_and(|r| matches!(r, Ok(Applied::Ok | Applied::Empty)));
                     if ok {
                         self.broadcast(protocol::update(&data));
+                        self.collab.shared.content_changes.mark(self.id);
                     }
                 }
                 BusEvent::Awareness { data } => self.on_awareness(REMOTE, protocol::awareness_entries(&data), &data),

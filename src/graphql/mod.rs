@@ -5,6 +5,7 @@
 //! get it in [`classify_engine_errors`].
 
 mod schema;
+mod search;
 mod subscription;
 mod types;
 

@@ -4,6 +4,7 @@ use async_graphql::{Context, ID, Json, Object, Result, Schema};
 use axum::http::header::SET_COOKIE;
 use uuid::Uuid;
 
+use super::search::{SearchConnection, SearchFilter, SearchStatus};
 use super::types::*;
 use super::{caller, gql, state};
 use crate::auth::{self, Principal, TokenScope};
@@ -27,6 +28,14 @@ pub fn build_schema(config: &Config) -> VellumSchema {
         builder = builder.disable_introspection();
     }
     builder.finish()
+}
+
+fn require_admin(who: &Principal, message: &str) -> Result<()> {
+    match who.user() {
+        Some(u) if u.role == auth::Role::Admin => Ok(()),
+        Some(_) => Err(gql(Error::forbidden(message))),
+        None => Err(gql(Error::Unauthenticated)),
+    }
 }
 
 pub(super) fn parse_id(id: &ID, field: &str) -> Result<Uuid> {
@@ -153,6 +162,47 @@ impl Query {
         }
         Ok(plugin_list(state(ctx)).await)
     }
+    /// Full-text search over every saved version and every live draft the caller may
+    /// read (anonymous callers: published content only). Syntax: words (all must match),
+    /// "phrases", AND / OR / NOT (or -word), parentheses, prefixes (`coll*`), typos
+    /// (`colaborate~`, `teh~1`), and fields (`title:`, `label:`, `body:`).
+    #[graphql(complexity = "first.unwrap_or(10).clamp(1, 100) as usize * child_complexity")]
+    async fn search(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        filter: Option<SearchFilter>,
+        #[graphql(desc = "Page size, 1 to 100 (default 10).")] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<SearchConnection> {
+        let (st, who) = (state(ctx), caller(ctx));
+        let f = filter.unwrap_or_default();
+        let filter = crate::search::Filter {
+            document_id: f
+                .document_id
+                .as_ref()
+                .map(|id| parse_id(id, "filter.documentId"))
+                .transpose()?,
+            author: f.author.as_ref().map(|id| parse_id(id, "filter.author")).transpose()?,
+            status: f.status,
+            from: f.from,
+            to: f.to,
+            latest_only: f.latest_only,
+            published_only: f.published_only,
+            live: f.live,
+        };
+        let page = crate::search::search(st, who, &query, filter, first.map(i64::from), after.as_deref())
+            .await
+            .map_err(gql)?;
+        Ok(page.into())
+    }
+
+    /// Where this node's search index stands (admins).
+    async fn search_status(&self, ctx: &Context<'_>) -> Result<SearchStatus> {
+        require_admin(caller(ctx), "only admins see the search index's status")?;
+        SearchStatus::of(state(ctx)).await
+    }
+
     async fn api_tokens(&self, ctx: &Context<'_>) -> Result<Vec<ApiTokenInfo>> {
         let user = caller(ctx).require_user().map_err(gql)?;
         let tokens = state(ctx).store.list_api_tokens(user.id).await.map_err(gql)?;
@@ -334,6 +384,16 @@ impl Mutation {
             token: created.token,
             api_token: created.info.into(),
         })
+    }
+
+    /// Rebuilds this node's search index from the database, in the background (admins):
+    /// searches keep answering from the old index until the new one is complete. Follow
+    /// it with `searchStatus { rebuild { done total } }`.
+    async fn reindex(&self, ctx: &Context<'_>) -> Result<SearchStatus> {
+        let st = state(ctx);
+        require_admin(caller(ctx), "only admins rebuild the search index")?;
+        st.search.start_rebuild(st).map_err(gql)?;
+        SearchStatus::of(st).await
     }
 
     /// Turns a plugin on or off on every node (admins).

@@ -5,6 +5,7 @@ mod auth;
 mod content;
 mod documents;
 mod openapi;
+mod search;
 mod versions;
 
 use axum::Router;
@@ -42,6 +43,7 @@ pub fn router() -> Router<AppState> {
         .route("/documents/{id}/unpublish", post(versions::unpublish))
         .route("/content/{id}", get(content::by_id))
         .route("/content/by-slug/{slug}", get(content::by_slug))
+        .route("/search", get(search::search))
         .route("/openapi.json", get(openapi::spec))
         .fallback(|| async { Error::NotFound("endpoint") })
 }

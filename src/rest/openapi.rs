@@ -24,7 +24,52 @@ fn json_ok(description: &str, schema: &str) -> Value {
     json!({ "description": description, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
 }
 
+/// `/api/search` and its schemas (apart: one `json!` for everything outgrows the macro
+/// recursion limit).
+fn add_search(doc: &mut Value) {
+    doc["paths"]["/api/search"] = json!({ "get": {
+                "summary": "Full-text search over every version and live draft the caller may read (anonymous: published content only)",
+                "description": "Syntax: words (all must match), \"phrases\", AND / OR / NOT (or -word), parentheses, prefixes (coll*), typos (colaborate~, teh~1), fields (title:, label:, body:). A syntax error is VALIDATION with field `query` and the character where it is.",
+                "security": [{}, { "bearer": [] }, { "cookie": [] }],
+                "parameters": [
+                    { "name": "q", "in": "query", "required": true, "schema": { "type": "string", "maxLength": 1000 } },
+                    { "name": "documentId", "in": "query", "schema": { "type": "string", "format": "uuid" } },
+                    { "name": "author", "in": "query", "schema": { "type": "string", "format": "uuid" }, "description": "Versions saved by this user" },
+                    { "name": "status", "in": "query", "schema": { "type": "string", "enum": ["draft", "in_review", "published", "archived"] }, "description": "The document's status now" },
+                    { "name": "from", "in": "query", "schema": { "type": "string", "format": "date-time" } },
+                    { "name": "to", "in": "query", "schema": { "type": "string", "format": "date-time" } },
+                    { "name": "latestOnly", "in": "query", "schema": { "type": "boolean", "default": false }, "description": "Only each document's newest version" },
+                    { "name": "publishedOnly", "in": "query", "schema": { "type": "boolean", "default": false }, "description": "Only the version readers get now" },
+                    { "name": "live", "in": "query", "schema": { "type": "boolean" }, "description": "true: only live drafts; false: only saved versions" },
+                    { "name": "first", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 100, "default": 10 } },
+                    { "name": "after", "in": "query", "schema": { "type": "string" }, "description": "pageInfo.endCursor of the previous page" }
+                ],
+                "responses": { "200": json_ok("A page of hits", "SearchPage"), "422": error_response("A syntax error (where it is) or a bad filter"), "401": error_response("Anonymous reading is off"), "503": error_response("Search is turned off on this server") }
+            } });
+    doc["components"]["schemas"]["SearchPage"] = json!({ "type": "object", "properties": {
+                    "totalCount": { "type": "integer" },
+                    "items": { "type": "array", "items": { "$ref": "#/components/schemas/SearchHit" } },
+                    "pageInfo": { "type": "object", "properties": { "hasNextPage": { "type": "boolean" }, "endCursor": { "type": ["string", "null"] } } }
+                } });
+    doc["components"]["schemas"]["SearchHit"] = json!({ "type": "object", "properties": {
+                    "documentId": { "type": "string", "format": "uuid" }, "slug": { "type": "string" },
+                    "kind": { "type": "string", "enum": ["version", "live"] },
+                    "versionId": { "type": ["integer", "null"] }, "versionNumber": { "type": ["integer", "null"] },
+                    "title": { "type": "string" }, "titleHtml": { "type": "string", "description": "Escaped, with <mark> around matches" },
+                    "label": { "type": "string" }, "authorId": { "type": ["string", "null"], "format": "uuid" },
+                    "createdAt": { "type": "string", "format": "date-time" }, "score": { "type": "number" },
+                    "snippets": { "type": "array", "items": { "type": "string" }, "description": "Escaped HTML fragments with <mark> around matches" },
+                    "published": { "type": "boolean" }, "cursor": { "type": "string" }
+                } });
+}
+
 pub fn document() -> Value {
+    let mut doc = base();
+    add_search(&mut doc);
+    doc
+}
+
+fn base() -> Value {
     let id_param =
         json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } });
     let number_param =

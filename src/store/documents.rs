@@ -14,10 +14,10 @@ const RETURNING: &str = "id, title, slug, status, owner_id, lock_version, \
                          published_version_id, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
-struct DocWithGrant {
+pub(super) struct DocWithGrant {
     #[sqlx(flatten)]
-    doc: Document,
-    grant_role: Option<String>,
+    pub(super) doc: Document,
+    pub(super) grant_role: Option<String>,
 }
 
 /// The column a listing is ordered by. Every order ends with `id` as a tie-breaker,

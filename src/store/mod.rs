@@ -9,6 +9,7 @@
 mod collab;
 mod documents;
 mod plugins;
+mod search;
 mod tokens;
 mod users;
 mod versions;
@@ -16,6 +17,7 @@ mod versions;
 pub use collab::{FOLD_AT_ROWS, Fold, Folded, MOVE_ROWS, NewUpdate, SessionRow, StoredState};
 pub use documents::{CursorKey, DocumentPage, ListQuery, MetadataChange, OrderField, UpdateOutcome};
 pub use plugins::PluginStateRow;
+pub use search::{DocumentMeta, VersionText};
 pub use versions::{NewVersion, Version};
 
 use std::str::FromStr;

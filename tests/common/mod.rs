@@ -150,7 +150,8 @@ pub struct TestApp {
     pub state: AppState,
     pub router: Router,
     pub config: Config,
-    _db: TestDb,
+    /// `None` on a second node of the same database ([`TestApp::second_node`]).
+    _db: Option<TestDb>,
 }
 
 impl TestApp {
@@ -168,7 +169,20 @@ impl TestApp {
             state,
             router,
             config,
-            _db: db,
+            _db: Some(db),
+        }
+    }
+
+    /// Another node on the same database, with its own data directory.
+    pub async fn second_node(&self, data_dir: &std::path::Path) -> TestApp {
+        let mut config = self.config.clone();
+        config.server.data_dir = data_dir.to_path_buf();
+        let state = vellum::app::build_state(config.clone()).await.expect("a second node");
+        TestApp {
+            router: vellum::app::router(state.clone()),
+            state,
+            config,
+            _db: None,
         }
     }
 
@@ -176,6 +190,7 @@ impl TestApp {
     /// on the same database.
     pub async fn restart(&mut self) {
         self.state.collab.shutdown().await;
+        self.state.search.shutdown().await;
         self.state.store.close().await;
         self.state = vellum::app::build_state(self.config.clone())
             .await
@@ -255,6 +270,28 @@ impl TestApp {
         assert_eq!(status, StatusCode::CREATED, "create {title}: {v}");
         v
     }
+}
+
+/// A user with `role`, signed in: returns the session token.
+pub async fn user_with_role(app: &TestApp, email: &str, role: vellum::auth::Role) -> String {
+    let input = vellum::auth::RegisterInput {
+        email: email.into(),
+        password: "correct horse".into(),
+        display_name: email.split('@').next().unwrap().into(),
+    };
+    vellum::auth::create_user(&app.state.store, input, Some(role))
+        .await
+        .unwrap();
+    let (status, v) = app
+        .request(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({ "email": email, "password": "correct horse" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    v["token"].as_str().unwrap().to_string()
 }
 
 /// Replaces a document's body with Markdown over REST.
