@@ -437,3 +437,33 @@ fn user_create_makes_an_admin() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("root@example.com"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("as admin"));
 }
+
+/// `vellum reindex` rebuilds the index of a data directory while a server uses it: the
+/// server keeps answering, and the rebuilt index holds the versions the database has.
+#[test]
+fn reindex_rebuilds_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(&[], dir.path());
+    let (status, _, body) = post_json(
+        &server.addr,
+        "/api/auth/register",
+        r#"{"email":"a@example.com","password":"correct horse","displayName":"A"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let out = Command::new(env!("CARGO_BIN_EXE_vellum"))
+        .args(["reindex", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("rebuilt the search index index-"), "{stdout}");
+    assert!(stdout.contains("0 versions"), "{stdout}");
+    let current = std::fs::read_to_string(dir.path().join("search/CURRENT")).unwrap();
+    assert!(stdout.contains(current.trim()), "CURRENT names the new index: {stdout}");
+    let (status, body) = get(&server.addr, "/api/search?q=anything");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"totalCount\":0"), "{body}");
+    sigterm_and_wait(server);
+}
