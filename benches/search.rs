@@ -49,7 +49,9 @@ struct TraceTxn {
 
 /// The trace's text at every 1% of its edits.
 fn snapshots(name: &str) -> Vec<String> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(name);
     let mut json = String::new();
     flate2::read::GzDecoder::new(std::fs::File::open(&path).expect("open trace (../shared/data)"))
         .read_to_string(&mut json)
@@ -143,7 +145,10 @@ fn main() {
     } else {
         (400, 3)
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(run(versions, queries));
 }
 
@@ -153,13 +158,18 @@ async fn run(target: usize, queries: usize) {
     let mut admin = sqlx::PgConnection::connect(&format!("{pg}/postgres"))
         .await
         .expect("PostgreSQL (VELLUM_TEST_PG)");
-    sqlx::query(&format!("create database {name}")).execute(&mut admin).await.unwrap();
+    sqlx::query(&format!("create database {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     let data = tempfile::tempdir().unwrap();
     let mut config = Config::defaults();
     config.server.data_dir = data.path().to_path_buf();
     config.database.url = Secret::new(format!("{pg}/{name}"));
     config.auth.jwt_secret = Secret::new("bench-secret-bench-secret-bench-secret!!");
     config.plugins.bundled = false;
+    config.log.level = "warn".into();
+    vellum::telemetry::init(&config.log);
     // The bulk load is not followed row by row: the rebuild indexes it.
     config.search.poll_ms = 3_600_000;
     let app = vellum::app::build_state(config.clone()).await.expect("state");
@@ -220,7 +230,9 @@ async fn run(target: usize, queries: usize) {
 
     // Indexing.
     let t = Instant::now();
-    let rebuilt = search::rebuild(&app.store, &config.search, data.path(), |_, _| {}).await.unwrap();
+    let rebuilt = search::rebuild(&app.store, &config.search, data.path(), |_, _| {})
+        .await
+        .unwrap();
     let vellum_secs = t.elapsed().as_secs_f64();
     app.search.touch();
     app.search.settled(&app, Duration::from_secs(600)).await.unwrap();
@@ -262,7 +274,9 @@ async fn run(target: usize, queries: usize) {
     // Queries.
     let who = Principal::User(user.clone());
     let token = login(&router).await;
-    println!("| query ({queries} runs each; totals and the first page's snippets) | hits | Vellum in process p50 / p99 | Vellum GraphQL p50 / p99 | PostgreSQL p50 / p99 | p99 ratio (PostgreSQL / Vellum GraphQL) |");
+    println!(
+        "| query ({queries} runs each; totals and the first page's snippets) | hits | Vellum in process p50 / p99 | Vellum GraphQL p50 / p99 | PostgreSQL p50 / p99 | p99 ratio (PostgreSQL / Vellum GraphQL) |"
+    );
     println!("| --- | --- | --- | --- | --- | --- |");
     for q in QUERIES {
         let mut inproc = Vec::new();
@@ -271,7 +285,9 @@ async fn run(target: usize, queries: usize) {
         let mut total = 0;
         for i in 0..queries + 10 {
             let t = Instant::now();
-            let page = search::search(&app, &who, q.vellum, Filter::default(), Some(10), None).await.unwrap();
+            let page = search::search(&app, &who, q.vellum, Filter::default(), Some(10), None)
+                .await
+                .unwrap();
             let a = t.elapsed();
             total = page.total;
             let t = Instant::now();
@@ -297,7 +313,10 @@ async fn run(target: usize, queries: usize) {
         let (a50, a99) = quantiles(inproc);
         let (b50, b99) = quantiles(gql);
         let (pg_cell, ratio) = if pgt.is_empty() {
-            ("no equivalent (tsvector has no fuzzy match)".to_string(), "—".to_string())
+            (
+                "no equivalent (tsvector has no fuzzy match)".to_string(),
+                "—".to_string(),
+            )
         } else {
             let (c50, c99) = quantiles(pgt);
             (format!("{c50:.2} / {c99:.2} ms"), format!("{:.1}×", c99 / b99))
@@ -331,11 +350,17 @@ async fn run(target: usize, queries: usize) {
             ..Filter::default()
         };
         loop {
-            let page = search::search(&app, &who, &word, only_versions.clone(), Some(1), None).await.unwrap();
+            let page = search::search(&app, &who, &word, only_versions.clone(), Some(1), None)
+                .await
+                .unwrap();
             if page.total == 1 {
                 break;
             }
-            assert!(t.elapsed() < Duration::from_secs(30), "version not searchable");
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "version {i} not searchable: {:?}",
+                app.search.status()
+            );
             tokio::time::sleep(Duration::from_micros(500)).await;
         }
         lags.push(t.elapsed());

@@ -1,36 +1,12 @@
 // The admin UI in Chromium against the real server: two people editing one document.
 // Every wait is on an event or a DOM condition (waitForFunction / locators), never a sleep.
 
-import { after, before, afterEach, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Person, launchBrowser, registerAdmin, screenshot, serverHas, startServer } from './lib/harness.mjs'
+import { PASSWORD, screenshot, serverHas, useSuite } from './lib/harness.mjs'
 
-let server, browser, admin
-const people = []
-
-async function person (name, opts) {
-  const p = await new Person(browser, server, name, opts).open()
-  people.push(p)
-  return p
-}
-
-before(async () => {
-  server = await startServer()
-  admin = await registerAdmin(server)
-  browser = await launchBrowser()
-})
-
-after(async () => {
-  await browser?.close()
-  await server?.dispose()
-})
-
-afterEach(async () => {
-  // no console errors anywhere, in any test
-  const errors = people.flatMap((p) => p.errors.map((e) => `${p.name}: ${e}`))
-  for (const p of people.splice(0)) await p.close()
-  assert.deepEqual(errors, [], 'console errors in the browser')
-})
+const suite = useSuite()
+const person = (name, opts) => suite.person(name, opts)
 
 /** Ada (through the sign-up screen) creates a document and shares it with Bob as editor. */
 async function adaAndBob () {
@@ -39,14 +15,9 @@ async function adaAndBob () {
   await ada.page.getByRole('tab', { name: 'Create account' }).click()
   await ada.page.getByLabel('Name').fill(ada.name)
   await ada.page.getByLabel('Email').fill(ada.email)
-  await ada.page.getByLabel('Password').fill('correct horse battery staple')
+  await ada.page.getByLabel('Password').fill(PASSWORD)
   await ada.page.getByRole('button', { name: 'Create account' }).click()
-  await ada.page.getByRole('heading', { name: 'Documents' }).waitFor()
-  await ada.page.getByLabel('New document title').fill('Launch notes')
-  await ada.page.getByRole('button', { name: 'New document' }).click()
-  await ada.page.waitForURL(/\/documents\/[^/]+$/)
-  const docId = decodeURIComponent(new URL(ada.page.url()).pathname.split('/').pop())
-  await ada.waitForSync('synced')
+  const docId = await ada.createDocument('Launch notes')
 
   const bob = await person('Bob Babbage')
   await bob.signUp()
@@ -72,29 +43,12 @@ async function storedTitle (p, title) {
   }, title)
 }
 
-/**
- * Type `text` at the end of the document. The caret is put there through the editor
- * (TipTap hangs it on its element) and checked before typing: a click and Control+End
- * sometimes left ProseMirror's selection at the start, as the browser moves the caret and
- * ProseMirror reads it back later, and the text went in before everyone else's.
- */
-async function typeAtEnd (p, text, { newParagraph = false } = {}) {
-  await p.page.evaluate(() => document.querySelector('.ProseMirror').editor.commands.focus('end'))
-  await p.explain('the caret at the end', () => p.page.waitForFunction(() => {
-    const editor = document.querySelector('.ProseMirror')?.editor
-    const { selection, doc } = editor.state
-    return editor.isFocused && selection.empty && selection.to === doc.content.size - 1
-  }))
-  if (newParagraph) await p.page.keyboard.press('Enter')
-  await p.page.keyboard.type(text)
-}
-
 describe('admin UI', () => {
   test('two people type in different paragraphs and see each other’s text, carets and names', async () => {
     const { ada, bob, docId } = await adaAndBob()
-    await typeAtEnd(ada, 'Ada writes the first paragraph.')
+    await ada.typeAtEnd('Ada writes the first paragraph.')
     await bob.waitForText('Ada writes the first paragraph.')
-    await typeAtEnd(bob, 'Bob adds a second one.', { newParagraph: true })
+    await bob.typeAtEnd('Bob adds a second one.', { newParagraph: true })
     await ada.waitForText('Bob adds a second one.')
     assert.equal(await ada.page.locator('.ProseMirror p').count(), 2)
     // each sees the other's caret with their name
@@ -132,14 +86,14 @@ describe('admin UI', () => {
 
   test('offline edits are counted, sent on reconnect, and both converge', async () => {
     const { ada, bob } = await adaAndBob()
-    await typeAtEnd(ada, 'Shared start.')
+    await ada.typeAtEnd('Shared start.')
     await bob.waitForText('Shared start.')
     await bob.context.setOffline(true)
     await bob.waitForSync('offline')
-    await typeAtEnd(bob, 'Typed on the train.', { newParagraph: true })
+    await bob.typeAtEnd('Typed on the train.', { newParagraph: true })
     await bob.page.waitForFunction(() => Number(document.querySelector('.sync')?.dataset.unsent) > 0)
     assert.match(await bob.page.locator('.sync').textContent(), /Offline · \d+ unsent changes?/)
-    await typeAtEnd(ada, ' Meanwhile at the office.')
+    await ada.typeAtEnd(' Meanwhile at the office.')
     await bob.context.setOffline(false)
     await ada.waitForText('Typed on the train.')
     await bob.waitForText('Meanwhile at the office.')
@@ -151,13 +105,13 @@ describe('admin UI', () => {
 
   test('a reload while offline keeps the unsent edits', async () => {
     const { ada, bob } = await adaAndBob()
-    await typeAtEnd(ada, 'Before the tunnel.')
+    await ada.typeAtEnd('Before the tunnel.')
     await bob.waitForText('Before the tunnel.')
     // the service worker must control the page to serve the app shell offline
     await bob.page.waitForFunction(() => navigator.serviceWorker?.controller != null)
     await bob.context.setOffline(true)
     await bob.waitForSync('offline')
-    await typeAtEnd(bob, 'Written in the tunnel.', { newParagraph: true })
+    await bob.typeAtEnd('Written in the tunnel.', { newParagraph: true })
     await bob.page.waitForFunction(() => Number(document.querySelector('.sync')?.dataset.unsent) > 0)
     // every keystroke is in IndexedDB before the reload (the indicator knows when)
     await bob.page.waitForFunction(() => document.querySelector('.sync')?.dataset.localPending === '0')
@@ -196,7 +150,7 @@ describe('admin UI', () => {
 
   test('a viewer cannot type', async () => {
     const { ada, docId } = await adaAndBob()
-    await typeAtEnd(ada, 'Read but do not touch.')
+    await ada.typeAtEnd('Read but do not touch.')
     const vera = await person('Vera Viewer', { viewport: { width: 820, height: 1000 } })
     await vera.signUp()
     await ada.gql('mutation($d: ID!, $e: String!) { grantAccess(documentId: $d, userEmail: $e, role: VIEWER) }', { d: docId, e: vera.email })
@@ -206,7 +160,7 @@ describe('admin UI', () => {
     await vera.page.getByRole('note').filter({ hasText: 'not edit' }).waitFor()
     await vera.editor().click()
     await vera.page.keyboard.type('vandalism')
-    await typeAtEnd(ada, ' Still Ada.')
+    await ada.typeAtEnd(' Still Ada.')
     await vera.waitForText('Still Ada.')
     assert.ok(!(await vera.text()).includes('vandalism'))
     assert.ok(!(await ada.text()).includes('vandalism'))
@@ -221,17 +175,11 @@ describe('admin UI', () => {
       t.skip('the server has no versions API yet')
       return
     }
-    await typeAtEnd(ada, 'The first draft.')
+    await ada.typeAtEnd('The first draft.')
     await bob.waitForText('The first draft.')
     await ada.waitForSync('synced')
-    await ada.page.keyboard.press('Control+s')
-    const label = ada.page.getByLabel('Version label')
-    await label.waitFor()
-    await label.fill('First draft')
-    await ada.page.getByRole('button', { name: 'Save version' }).click()
-    const item = ada.page.locator('.versions li', { hasText: 'First draft' })
-    await item.waitFor()
-    await typeAtEnd(bob, 'Later additions by Bob.', { newParagraph: true })
+    const item = await ada.saveVersion('First draft')
+    await bob.typeAtEnd('Later additions by Bob.', { newParagraph: true })
     await ada.waitForText('Later additions by Bob.')
     await bob.waitForSync('synced')
     await item.getByRole('button').first().click()
@@ -260,8 +208,7 @@ describe('admin UI', () => {
     await bob.page.getByTestId('publish-error').waitFor()
     assert.match(await bob.page.getByTestId('publish-error').textContent(), /Not allowed: .*publish/)
     // the admin can, with the keyboard shortcut
-    const grace = await person(admin.name)
-    await grace.signIn(admin.email)
+    const grace = await suite.adminPerson()
     await grace.goto(`/documents/${docId}`)
     await grace.waitForSync('synced')
     await grace.page.keyboard.press('Control+Shift+P')
@@ -293,7 +240,7 @@ describe('admin UI', () => {
     await ed.page.getByLabel('Password').fill('wrong password')
     await ed.page.getByRole('button', { name: 'Sign in' }).click()
     await ed.page.getByRole('alert').filter({ hasText: /invalid email or password/i }).waitFor()
-    await ed.page.getByLabel('Password').fill('correct horse battery staple')
+    await ed.page.getByLabel('Password').fill(PASSWORD)
     await ed.page.getByRole('button', { name: 'Sign in' }).click()
     await ed.page.locator('table.docs tbody tr').nth(19).waitFor()
     assert.equal(await ed.page.locator('table.docs tbody tr').count(), 20)

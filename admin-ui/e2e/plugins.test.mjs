@@ -3,57 +3,13 @@
 // saved version shows what another computed. Every wait is on an event or a DOM
 // condition (waitForFunction / locators), never a sleep.
 
-import { after, before, afterEach, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Person, launchBrowser, registerAdmin, screenshot, serverHas, startServer } from './lib/harness.mjs'
+import { screenshot, serverHas, useSuite } from './lib/harness.mjs'
 
 const BUNDLED = ['word-count', 'slugify', 'banned-words', 'heading-anchors']
 
-let server, browser, admin
-const people = []
-
-async function person (name, opts) {
-  const p = await new Person(browser, server, name, opts).open()
-  people.push(p)
-  return p
-}
-
-before(async () => {
-  server = await startServer()
-  admin = await registerAdmin(server)
-  browser = await launchBrowser()
-})
-
-after(async () => {
-  await browser?.close()
-  await server?.dispose()
-})
-
-afterEach(async () => {
-  // no console errors anywhere, in any test
-  const errors = people.flatMap((p) => p.errors.map((e) => `${p.name}: ${e}`))
-  for (const p of people.splice(0)) await p.close()
-  assert.deepEqual(errors, [], 'console errors in the browser')
-})
-
-/** Type `text` at the end of the document (the caret put there through the editor, as in editor.test.mjs). */
-async function typeAtEnd (p, text) {
-  await p.page.evaluate(() => document.querySelector('.ProseMirror').editor.commands.focus('end'))
-  await p.explain('the caret at the end', () => p.page.waitForFunction(() => {
-    const editor = document.querySelector('.ProseMirror')?.editor
-    const { selection, doc } = editor.state
-    return editor.isFocused && selection.empty && selection.to === doc.content.size - 1
-  }))
-  await p.page.keyboard.type(text)
-}
-
-/** Every keystroke acknowledged by the server (what a publish or a version reads). */
-async function allSent (p) {
-  await p.explain('all changes sent', () => p.page.waitForFunction(() => {
-    const s = document.querySelector('.sync')
-    return s?.dataset.state === 'synced' && s.dataset.unsent === '0'
-  }))
-}
+const suite = useSuite()
 
 /** The card of one plugin on the Plugins page. */
 const card = (p, name) => p.page.locator(`.plugin[data-name="${name}"]`)
@@ -64,8 +20,7 @@ async function waitForStatus (p, name, status) {
 
 describe('plugins in the admin UI', () => {
   test('an admin enables and configures bundled plugins; a publish is refused in place; a version shows its word count', async (t) => {
-    const grace = await person(admin.name)
-    await grace.signIn(admin.email)
+    const grace = await suite.adminPerson()
     if (!(await serverHas(grace, 'Query', 'plugins'))) {
       t.skip('the server has no plugins API yet')
       return
@@ -113,13 +68,10 @@ describe('plugins in the admin UI', () => {
 
     // a document with the banned word
     await grace.page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Documents' }).click()
-    await grace.page.getByLabel('New document title').fill('Plugin notes')
-    await grace.page.getByRole('button', { name: 'New document' }).click()
-    await grace.page.waitForURL(/\/documents\/[^/]+$/)
-    await grace.waitForSync('synced')
-    await typeAtEnd(grace, 'Our team says we frobnicate daily.')
+    await grace.createDocument('Plugin notes')
+    await grace.typeAtEnd('Our team says we frobnicate daily.')
     await grace.waitForText('we frobnicate daily')
-    await allSent(grace)
+    await grace.allSent()
 
     // publishing is refused by banned-words, in place, naming the plugin and the word
     await grace.page.getByRole('button', { name: 'Publish', exact: true }).click()
@@ -139,12 +91,7 @@ describe('plugins in the admin UI', () => {
     await screenshot(grace.page, 'plugin-rejected.png')
 
     // a saved version gets word-count's fields, shown in the sidebar
-    await grace.page.keyboard.press('Control+s')
-    const label = grace.page.getByLabel('Version label')
-    await label.waitFor()
-    await label.fill('First draft')
-    await grace.page.getByRole('button', { name: 'Save version' }).click()
-    await grace.page.locator('.versions li', { hasText: 'First draft' }).waitFor()
+    await grace.saveVersion('First draft')
     const words = grace.page.getByTestId('word-count')
     await grace.explain('the word count', () => grace.page.locator('[data-testid="word-count"]', { hasText: '6 words · 1 min read' }).waitFor())
     assert.equal((await words.textContent()).trim(), '6 words · 1 min read')
@@ -153,7 +100,7 @@ describe('plugins in the admin UI', () => {
   })
 
   test('someone who is not an admin has no Plugins link and is told so on the page', async (t) => {
-    const ed = await person('Edna Author')
+    const ed = await suite.person('Edna Author')
     await ed.signUp()
     if (!(await serverHas(ed, 'Query', 'plugins'))) {
       t.skip('the server has no plugins API yet')

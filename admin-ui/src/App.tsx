@@ -7,6 +7,7 @@ import { SignIn } from './screens/SignIn'
 import { DocumentList } from './screens/DocumentList'
 import { EditorScreen } from './screens/EditorScreen'
 import { PluginsScreen } from './screens/PluginsScreen'
+import { SearchScreen } from './screens/SearchScreen'
 import { AppShell } from './components/AppShell'
 
 const USER_KEY = 'vellum:user'
@@ -68,8 +69,9 @@ export function App () {
   return (
     <AppShell user={user} onSignOut={signOut} wide={route.name === 'editor'}>
       {route.name === 'list' && <DocumentList user={user} />}
-      {route.name === 'editor' && <EditorScreen key={route.id} id={route.id} user={user} />}
+      {route.name === 'editor' && <EditorScreen key={route.id} id={route.id} version={route.version} user={user} />}
       {route.name === 'plugins' && <PluginsScreen />}
+      {route.name === 'search' && <SearchScreen user={user} query={route.query} />}
       {route.name === 'notFound' && (
         <div className="empty"><h2>Page not found</h2><p><a href="/" onClick={(e) => { e.preventDefault(); navigate('/') }}>Back to documents</a></p></div>
       )}

@@ -358,6 +358,8 @@ impl Search {
         if self.0.rebuilding.swap(true, Ordering::SeqCst) {
             return Err(Error::Busy("a rebuild of the search index is already under way".into()));
         }
+        // Under way from now on, for whoever polls the status next.
+        self.set_status(|st| st.rebuild = Some((0, 0)));
         let (search, store) = (self.clone(), app.store.clone());
         let data_dir = app.config.server.data_dir.clone();
         tokio::spawn(async move {
@@ -854,7 +856,7 @@ impl Search {
         let (total, ranked) = searcher.search(&query, &collector).map_err(anyhow::Error::from)?;
         let body_marks = builder.marks(parsed, query::Target::Body);
         let title_marks = builder.marks(parsed, query::Target::Title);
-        let mut analyzer = builder.stemmed;
+        let mut analyzer = snippet::Highlighter::new(self.0.language);
         let chars = self.0.config.snippet_chars.max(40);
         let mut found = Vec::new();
         for r in ranked.into_iter().skip(offset) {

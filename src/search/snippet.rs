@@ -1,24 +1,63 @@
 //! Highlighted snippets: the text around the first matches, HTML-escaped, with `<mark>`
-//! around each matched word. Tokenizes only as far as the snippets reach.
+//! around each matched word. Tokenizes only as far as the snippets reach, and stems only
+//! the words that could match (stemming every word of a page of hits was most of a
+//! query's time).
 
-use tantivy::tokenizer::TextAnalyzer;
+use tantivy::tokenizer::{Language, TextAnalyzer};
 
 use super::query::Mark;
+use super::schema;
 
 struct Tok {
     from: usize,
     to: usize,
-    stem: String,
+    /// As written: lowercased, accents folded (what the `*_raw` fields hold).
     raw: String,
+    /// Its stem, once asked for.
+    stem: Option<String>,
     marked: bool,
 }
 
-fn matches(mark: &Mark, t: &Tok) -> bool {
-    match mark {
-        Mark::Stem(s) => t.stem == *s,
-        Mark::Prefix(p) => t.raw.starts_with(p.as_str()),
-        Mark::Fuzzy(w, d) => within(&t.raw, w, usize::from(*d)),
-        Mark::Phrase(_) => false,
+/// The two analyzers a highlight needs.
+pub struct Highlighter {
+    stemmed: TextAnalyzer,
+    raw: TextAnalyzer,
+}
+
+/// Whether `raw` could have the stem `stem`: stemmers (Snowball's) change a word's
+/// ending, never its first letters.
+fn could_stem_to(raw: &str, stem: &str) -> bool {
+    let k = stem.len().min(3);
+    raw.len() >= k && raw.as_bytes()[..k] == stem.as_bytes()[..k]
+}
+
+impl Highlighter {
+    pub fn new(language: Option<Language>) -> Self {
+        Self {
+            stemmed: schema::stemmed(language),
+            raw: schema::raw(),
+        }
+    }
+
+    fn stem<'t>(&mut self, tok: &'t mut Tok) -> &'t str {
+        if tok.stem.is_none() {
+            let stem = schema::tokens(&mut self.stemmed, &tok.raw).pop().unwrap_or_default();
+            tok.stem = Some(stem);
+        }
+        tok.stem.as_deref().unwrap_or_default()
+    }
+
+    fn has_stem(&mut self, tok: &mut Tok, stem: &str) -> bool {
+        could_stem_to(&tok.raw, stem) && self.stem(tok) == stem
+    }
+
+    fn matches(&mut self, mark: &Mark, t: &mut Tok) -> bool {
+        match mark {
+            Mark::Stem(s) => self.has_stem(t, s),
+            Mark::Prefix(p) => t.raw.starts_with(p.as_str()),
+            Mark::Fuzzy(w, d) => within(&t.raw, w, usize::from(*d)),
+            Mark::Phrase(_) => false,
+        }
     }
 }
 
@@ -102,19 +141,14 @@ fn render(text: &str, from: usize, to: usize, toks: &[Tok]) -> String {
 
 /// Up to `max_fragments` snippets of about `chars` bytes of `text`, each around a match.
 /// With no match, the beginning of the text, unmarked (`None` when the text is empty).
-pub fn snippets(
-    analyzer: &mut TextAnalyzer,
-    text: &str,
-    marks: &[Mark],
-    chars: usize,
-    max_fragments: usize,
-) -> Vec<String> {
+pub fn snippets(h: &mut Highlighter, text: &str, marks: &[Mark], chars: usize, max_fragments: usize) -> Vec<String> {
     let mut toks: Vec<Tok> = Vec::new();
     let mut fragments: Vec<(usize, usize)> = Vec::new();
     let mut open: Option<(usize, usize)> = None;
     let lead = chars / 3;
     {
-        let mut stream = analyzer.token_stream(text);
+        let mut raw = h.raw.clone();
+        let mut stream = raw.token_stream(text);
         while let Some(t) = stream.next() {
             if let Some((s, e)) = open
                 && t.offset_from >= e
@@ -125,15 +159,14 @@ pub fn snippets(
                     break;
                 }
             }
-            let raw = text[t.offset_from..t.offset_to].to_lowercase();
             let mut tok = Tok {
                 from: t.offset_from,
                 to: t.offset_to,
-                stem: t.text.clone(),
-                raw,
+                raw: t.text.clone(),
+                stem: None,
                 marked: false,
             };
-            tok.marked = marks.iter().any(|m| matches(m, &tok));
+            tok.marked = marks.iter().any(|m| h.matches(m, &mut tok));
             toks.push(tok);
             let mut first_marked = if toks.last().is_some_and(|t| t.marked) {
                 Some(toks.len() - 1)
@@ -145,7 +178,7 @@ pub fn snippets(
                     && toks.len() >= stems.len()
                 {
                     let start = toks.len() - stems.len();
-                    if toks[start..].iter().zip(stems).all(|(t, s)| t.stem == *s) {
+                    if toks[start..].iter_mut().zip(stems).all(|(t, s)| h.has_stem(t, s)) {
                         for t in &mut toks[start..] {
                             t.marked = true;
                         }
@@ -205,8 +238,8 @@ pub fn snippets(
 }
 
 /// The whole (short) text, escaped, with its matches marked: titles and labels.
-pub fn highlight_all(analyzer: &mut TextAnalyzer, text: &str, marks: &[Mark]) -> String {
-    snippets(analyzer, text, marks, usize::MAX / 4, 1)
+pub fn highlight_all(h: &mut Highlighter, text: &str, marks: &[Mark]) -> String {
+    snippets(h, text, marks, usize::MAX / 4, 1)
         .into_iter()
         .next()
         .unwrap_or_default()
@@ -215,7 +248,6 @@ pub fn highlight_all(analyzer: &mut TextAnalyzer, text: &str, marks: &[Mark]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::search::schema;
 
     fn marks(list: &[Mark]) -> Vec<Mark> {
         list.to_vec()
@@ -223,7 +255,7 @@ mod tests {
 
     #[test]
     fn marks_words_prefixes_typos_and_phrases_and_escapes() {
-        let mut a = schema::stemmed(Some(tantivy::tokenizer::Language::English));
+        let mut a = Highlighter::new(Some(Language::English));
         let text = "We <b>collaborate</b> on documents & collaborative editing; editors collaborated.";
         let m = marks(&[Mark::Stem("collabor".into())]);
         let s = snippets(&mut a, text, &m, 200, 2);
@@ -256,7 +288,7 @@ mod tests {
 
     #[test]
     fn fragments_are_windows_around_matches() {
-        let mut a = schema::stemmed(None);
+        let mut a = Highlighter::new(None);
         let filler = "lorem ipsum dolor sit amet ".repeat(40);
         let text = format!("{filler}needle one {filler}needle two {filler}");
         let s = snippets(&mut a, &text, &[Mark::Stem("needle".into())], 120, 3);

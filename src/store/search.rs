@@ -36,7 +36,11 @@ pub struct DocumentMeta {
 
 const VERSION_TEXT: &str = "id, document_id, number, label, author_id, title, created_at, text";
 const META: &str = "d.id, d.title, d.status, d.owner_id, d.published_version_id, d.updated_at, d.deleted_at,
-     (select max(v.id) from document_versions v where v.document_id = d.id) as latest_version_id";
+     (select v.id from document_versions v where v.document_id = d.id order by v.number desc limit 1)
+         as latest_version_id";
+// (The newest by number, through the (document_id, number) index: `max(v.id)` made
+// PostgreSQL walk the primary key backwards from the newest version of all, seconds at
+// 100,000 versions.)
 
 impl Store {
     /// Versions with an id above `after`, in id order, at most `limit`.

@@ -1,9 +1,14 @@
 // Browser end-to-end harness: the real debug `vellum` binary (started the way the Node
 // suite in tests/node starts it: port 0, a temp data dir, dev mode; its `listening` log line
-// gives the address) and Debian's Chromium driven by playwright-core.
+// gives the address) and Debian's Chromium driven by playwright-core. `useSuite()` sets a
+// test file up (server, admin, browser, people, no console errors); `Person` is one
+// browser context with the steps the suites share (sign in, create a document, type,
+// save a version).
 
 import fs from 'node:fs'
 import path from 'node:path'
+import { after, afterEach, before } from 'node:test'
+import assert from 'node:assert/strict'
 import { chromium } from 'playwright-core'
 import { TestServer, repoRoot } from '../../../tests/node/lib/server.mjs'
 
@@ -12,7 +17,7 @@ export { repoRoot }
 /** Screenshots land here (CI keeps this folder as artifacts). */
 export const ARTIFACTS = path.join(repoRoot, 'target', 'e2e-artifacts')
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
-const PASSWORD = 'correct horse battery staple'
+export const PASSWORD = 'correct horse battery staple'
 
 /** Register the server's first account, which becomes its admin. */
 export async function registerAdmin (server) {
@@ -172,7 +177,140 @@ export class Person {
     await this.explain(`sync state ${state}`, () => this.page.waitForFunction((s) => document.querySelector('.sync')?.dataset.state === s, state, { timeout }))
   }
 
+  /** Every keystroke acknowledged by the server (what a publish or a version reads). */
+  async allSent () {
+    await this.explain('all changes sent', () => this.page.waitForFunction(() => {
+      const s = document.querySelector('.sync')
+      return s?.dataset.state === 'synced' && s.dataset.unsent === '0'
+    }))
+  }
+
+  /**
+   * Type `text` at the end of the document. The caret is put there through the editor
+   * (TipTap hangs it on its element) and checked before typing: a click and Control+End
+   * sometimes left ProseMirror's selection at the start, as the browser moves the caret and
+   * ProseMirror reads it back later, and the text went in before everyone else's.
+   */
+  async typeAtEnd (text, { newParagraph = false } = {}) {
+    await this.page.evaluate(() => document.querySelector('.ProseMirror').editor.commands.focus('end'))
+    await this.explain('the caret at the end', () => this.page.waitForFunction(() => {
+      const editor = document.querySelector('.ProseMirror')?.editor
+      const { selection, doc } = editor.state
+      return editor.isFocused && selection.empty && selection.to === doc.content.size - 1
+    }))
+    if (newParagraph) await this.page.keyboard.press('Enter')
+    await this.page.keyboard.type(text)
+  }
+
+  /**
+   * Select the first occurrence of `text` in the document (typing then replaces it). The
+   * editor is focused first and waited for: TipTap focuses on the next animation frame,
+   * and would put back the selection it had.
+   */
+  async selectText (text) {
+    await this.page.evaluate(() => document.querySelector('.ProseMirror').editor.commands.focus())
+    await this.explain('the editor focused', () => this.page.waitForFunction(() => document.querySelector('.ProseMirror')?.editor.isFocused))
+    const found = await this.page.evaluate((t) => {
+      const editor = document.querySelector('.ProseMirror').editor
+      let from = null
+      editor.state.doc.descendants((node, pos) => {
+        if (from !== null || !node.isText) return from === null
+        const i = node.text.indexOf(t)
+        if (i >= 0) from = pos + i
+        return false
+      })
+      if (from === null) return false
+      editor.commands.setTextSelection({ from, to: from + t.length })
+      return true
+    }, text)
+    if (!found) throw new Error(`${this.name}: no “${text}” in the document to select`)
+    await this.explain(`“${text}” selected`, () => this.page.waitForFunction((t) => {
+      const editor = document.querySelector('.ProseMirror').editor
+      const { from, to } = editor.state.selection
+      return editor.isFocused && editor.state.doc.textBetween(from, to) === t
+    }, text))
+  }
+
+  /** On the document list: create a document through its form and wait for the editor. Returns its id. */
+  async createDocument (title) {
+    await this.page.getByRole('heading', { name: 'Documents' }).waitFor()
+    await this.page.getByLabel('New document title').fill(title)
+    await this.page.getByRole('button', { name: 'New document' }).click()
+    await this.page.waitForURL(/\/documents\/[^/]+$/)
+    await this.waitForSync('synced')
+    return decodeURIComponent(new URL(this.page.url()).pathname.split('/').pop())
+  }
+
+  /** In the editor: Ctrl+S opens the history on the label field; save a version. Returns its item in the sidebar. */
+  async saveVersion (label) {
+    await this.page.keyboard.press('Control+s')
+    const input = this.page.getByLabel('Version label')
+    await input.waitFor()
+    await input.fill(label)
+    await this.page.getByRole('button', { name: 'Save version' }).click()
+    const item = this.page.locator('.versions li', { hasText: label })
+    await this.explain(`version “${label}” in the history`, () => item.waitFor())
+    return item
+  }
+
   async close () { await this.context?.close() }
+}
+
+/**
+ * Sets a test file up, with node:test hooks: one server (with its admin, registered
+ * first) and one browser for the file; the people a test opens are closed after it, and
+ * a console error in any of their pages fails the test.
+ */
+export function useSuite () {
+  const suite = {
+    server: null,
+    browser: null,
+    /** `{ email, name }` of the server's admin */
+    admin: null,
+    people: [],
+    /** A person with an open page (not signed in yet). */
+    async person (name, opts) {
+      const p = await new Person(suite.browser, suite.server, name, opts).open()
+      suite.people.push(p)
+      return p
+    },
+    /** The admin, signed in. */
+    async adminPerson (opts) {
+      const p = await suite.person(suite.admin.name, opts)
+      return p.signIn(suite.admin.email)
+    }
+  }
+  before(async () => {
+    suite.server = await startServer()
+    suite.admin = await registerAdmin(suite.server)
+    suite.browser = await launchBrowser()
+  })
+  after(async () => {
+    await suite.browser?.close()
+    await suite.server?.dispose()
+  })
+  afterEach(async () => {
+    // no console errors anywhere, in any test
+    const errors = suite.people.flatMap((p) => p.errors.map((e) => `${p.name}: ${e}`))
+    for (const p of suite.people.splice(0)) await p.close()
+    assert.deepEqual(errors, [], 'console errors in the browser')
+  })
+  return suite
+}
+
+/**
+ * Ask `probe()` (on the Node side: an API call) again every `interval` ms until it answers
+ * `{ ok: true, … }`; on timeout, fail naming `what` and its last answer. For conditions no
+ * page shows (the search index caught up), so a test waits for them instead of sleeping.
+ */
+export async function until (what, probe, { timeout = 15_000, interval = 100 } = {}) {
+  const deadline = Date.now() + timeout
+  for (;;) {
+    const last = await probe()
+    if (last.ok) return last
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`)
+    await new Promise((resolve) => setTimeout(resolve, interval))
+  }
 }
 
 export async function screenshot (page, name) {

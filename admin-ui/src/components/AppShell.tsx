@@ -1,12 +1,25 @@
-import { useState, type ReactNode } from 'react'
+import { useEffect, useState, type ReactNode } from 'react'
 import type { User } from '../lib/api'
 import { navigate } from '../lib/router'
+import { isMac, isTyping, matches } from '../lib/shortcuts'
 import { colorFor, initials } from '../lib/presence'
 import { ShortcutHelp } from './ShortcutHelp'
 
 export function AppShell ({ user, onSignOut, wide, children }: { user: User, onSignOut: () => void, wide: boolean, children: ReactNode }) {
   const [menu, setMenu] = useState(false)
   const go = (path: string) => (e: React.MouseEvent) => { e.preventDefault(); navigate(path) }
+  const here = location.pathname
+  // `/` anywhere but in a text field opens Search (on the Search page, it focuses the query box)
+  useEffect(() => {
+    const mac = isMac()
+    const onKey = (e: KeyboardEvent) => {
+      if (isTyping(e.target) || !matches('/', e, mac) || location.pathname === '/search') return
+      e.preventDefault()
+      navigate('/search')
+    }
+    window.addEventListener('keydown', onKey)
+    return () => window.removeEventListener('keydown', onKey)
+  }, [])
   return (
     <div className="shell">
       <header className="topbar">
@@ -14,9 +27,9 @@ export function AppShell ({ user, onSignOut, wide, children }: { user: User, onS
           <img src="/favicon.svg" alt="" width="22" height="22" /> Vellum
         </a>
         <nav className="mainnav" aria-label="Main">
-          <a href="/" onClick={go('/')} aria-current={location.pathname === '/' ? 'page' : undefined}>Documents</a>
-          <span className="nav-soon" title="Search over history is coming">History search</span>
-          {user.role === 'ADMIN' && <a href="/plugins" onClick={go('/plugins')} aria-current={location.pathname === '/plugins' ? 'page' : undefined}>Plugins</a>}
+          <a href="/" onClick={go('/')} aria-current={here === '/' ? 'page' : undefined}>Documents</a>
+          <a href="/search" onClick={go('/search')} aria-current={here === '/search' ? 'page' : undefined} aria-keyshortcuts="/">Search</a>
+          {user.role === 'ADMIN' && <a href="/plugins" onClick={go('/plugins')} aria-current={here === '/plugins' ? 'page' : undefined}>Plugins</a>}
         </nav>
         <div className="topbar-right">
           <ShortcutHelp />

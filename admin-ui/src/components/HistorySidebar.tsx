@@ -9,6 +9,7 @@ import { useOnline } from '../lib/online'
 import { Modal } from './Modal'
 import { ActionError, shownError, type ShownError } from './ActionError'
 import { PluginFields, hasFields } from './PluginFields'
+import { navigate } from '../lib/router'
 
 interface Props {
   docId: string
@@ -20,13 +21,15 @@ interface Props {
   fieldsAvailable: boolean
   /** bumped when the document got a version elsewhere (a publish): load versions and fields again */
   refreshKey: number
+  /** select this version (its number) once the versions are loaded, with its diff against the live text */
+  initialVersion?: number | null
   /** a save or restore failed (the editor marks the title or slug a plugin named) */
   onError?: (e: unknown) => void
   onClose: () => void
 }
 
-export function HistorySidebar ({ docId, canEdit, available, saveRequest, fieldsAvailable, refreshKey, onError, onClose }: Props) {
-  const [versions, setVersions] = useState<api.Version[]>([])
+export function HistorySidebar ({ docId, canEdit, available, saveRequest, fieldsAvailable, refreshKey, initialVersion = null, onError, onClose }: Props) {
+  const [versions, setVersions] = useState<api.Version[] | null>(null)
   const [fields, setFields] = useState<api.Fields | null>(null)
   const [error, setError] = useState<ShownError | null>(null)
   const [label, setLabel] = useState('')
@@ -40,6 +43,10 @@ export function HistorySidebar ({ docId, canEdit, available, saveRequest, fields
   const [confirm, setConfirm] = useState<api.Version | null>(null)
   const [notice, setNotice] = useState('')
   const labelRef = useRef<HTMLInputElement>(null)
+  const selectedRef = useRef<HTMLLIElement>(null)
+  // the `initialVersion` already selected (or found missing): a later reload keeps the person's choice
+  const [applied, setApplied] = useState<number | null>(null)
+  const [missing, setMissing] = useState<number | null>(null)
   const online = useOnline()
 
   const reload = useCallback(async () => {
@@ -47,7 +54,7 @@ export function HistorySidebar ({ docId, canEdit, available, saveRequest, fields
     // the fields are extra: without them the history still works
     const f = fieldsAvailable ? api.documentFields(docId).then(setFields, () => {}) : Promise.resolve()
     try {
-      setVersions(await api.listVersions(docId))
+      setVersions(await api.listVersions(docId, VERSIONS_SHOWN))
       setError(null)
     } catch (e) {
       setError({ text: errorText(e), plugin: null })
@@ -69,6 +76,22 @@ export function HistorySidebar ({ docId, canEdit, available, saveRequest, fields
   useEffect(() => {
     if (saveRequest > 0) labelRef.current?.focus()
   }, [saveRequest])
+
+  // opened on a version (Search's Open): select it, with the diff against the live text
+  if (initialVersion !== null && initialVersion !== applied && versions !== null) {
+    setApplied(initialVersion)
+    const v = versions.find((x) => x.number === initialVersion)
+    setMissing(v ? null : initialVersion)
+    if (v) {
+      setSelected(v)
+      setCompareTo('live')
+      setMode('diff')
+    }
+  }
+
+  useEffect(() => {
+    if (applied !== null) selectedRef.current?.scrollIntoView({ block: 'nearest' })
+  }, [applied])
 
   // the selected version's diff or rendering
   useEffect(() => {
@@ -122,6 +145,12 @@ export function HistorySidebar ({ docId, canEdit, available, saveRequest, fields
         <h2>History</h2>
         <button className="icon-btn" aria-label="Close history" onClick={onClose}>×</button>
       </div>
+      {available && (
+        <p className="sidebar-links">
+          <a href={`/search?doc=${encodeURIComponent(docId)}`} onClick={(e) => { e.preventDefault(); navigate(`/search?doc=${encodeURIComponent(docId)}`) }}>Search this document’s history</a>
+        </p>
+      )}
+      {missing !== null && <p className="warn" role="status">Version {missing} is not among the {VERSIONS_SHOWN} newest versions of this document.</p>}
       {!available && <p className="muted">Version history is not available on this server yet.</p>}
       {available && canEdit && (
         <form className="save-version" onSubmit={save}>
@@ -137,10 +166,10 @@ export function HistorySidebar ({ docId, canEdit, available, saveRequest, fields
           <PluginFields fields={fields} testId="word-count" />
         </section>
       )}
-      {available && versions.length === 0 && !error && <p className="muted">No versions yet. Save one to mark a point you can come back to.</p>}
+      {available && versions?.length === 0 && !error && <p className="muted">No versions yet. Save one to mark a point you can come back to.</p>}
       <ol className="versions">
-        {versions.map((v) => (
-          <li key={v.id} className={selected?.id === v.id ? 'selected' : undefined}>
+        {(versions ?? []).map((v) => (
+          <li key={v.id} ref={selected?.id === v.id ? selectedRef : undefined} className={selected?.id === v.id ? 'selected' : undefined} data-version={v.number}>
             <button className="version" onClick={() => { setSelected(selected?.id === v.id ? null : v); setCompareTo('live'); setMode('diff') }} aria-expanded={selected?.id === v.id}>
               <span className="vnum">v{v.number}</span>
               <span className="vlabel">{v.label || 'Untitled version'}</span>
@@ -158,7 +187,7 @@ export function HistorySidebar ({ docId, canEdit, available, saveRequest, fields
                   <label className="compare">Compare with
                     <select value={compareTo} onChange={(e) => setCompareTo(e.target.value)} aria-label="Compare with">
                       <option value="live">the current text</option>
-                      {versions.filter((o) => o.id !== v.id).map((o) => <option key={o.id} value={o.id}>v{o.number} {o.label}</option>)}
+                      {(versions ?? []).filter((o) => o.id !== v.id).map((o) => <option key={o.id} value={o.id}>v{o.number} {o.label}</option>)}
                     </select>
                   </label>
                 )}
@@ -184,5 +213,8 @@ export function HistorySidebar ({ docId, canEdit, available, saveRequest, fields
     </aside>
   )
 }
+
+/** How many of the newest versions the sidebar lists. */
+const VERSIONS_SHOWN = 50
 
 const wordCountOf = (v: api.Version) => wordCountText(v.fields?.['word-count'])

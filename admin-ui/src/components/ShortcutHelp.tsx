@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'react'
-import { SHORTCUTS, displayKeys, isMac, matches } from '../lib/shortcuts'
+import { SHORTCUTS, displayKeys, isMac, isTyping, matches } from '../lib/shortcuts'
 
 /** The "?" button and popover listing every keyboard shortcut (Shift+? opens it too). */
 export function ShortcutHelp () {
@@ -8,10 +8,8 @@ export function ShortcutHelp () {
   const mac = isMac()
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
-      const t = e.target as HTMLElement | null
-      const typing = t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName))
       if (e.key === 'Escape') setOpen(false)
-      else if (!typing && matches('Shift+?', e, mac)) { e.preventDefault(); setOpen((o) => !o) }
+      else if (!isTyping(e.target) && matches('Shift+?', e, mac)) { e.preventDefault(); setOpen((o) => !o) }
     }
     window.addEventListener('keydown', onKey)
     return () => window.removeEventListener('keydown', onKey)

@@ -1,7 +1,7 @@
 // The GraphQL operations the UI uses, typed. Version history, publishing and `myAccess`
 // come from the versions capability, plugins and the `fields` they compute from the
-// plugins one; `capabilities()` finds out once whether this server has them, so the UI
-// can say so instead of failing.
+// plugins one, full-text search from the search one; `capabilities()` finds out once
+// whether this server has them, so the UI can say so instead of failing.
 
 import { gql } from './graphql'
 import { ApiError, fromGraphQLError } from './errors'
@@ -54,10 +54,10 @@ export type Fields = Record<string, unknown>
 export type DiffOp = 'EQUAL' | 'INSERT' | 'DELETE'
 export interface DiffPart { op: DiffOp, text: string }
 
-export interface Capabilities { versions: boolean, publish: boolean, myAccess: boolean, plugins: boolean, fields: boolean }
+export interface Capabilities { versions: boolean, publish: boolean, myAccess: boolean, plugins: boolean, fields: boolean, search: boolean }
 
 /** What a server without introspection (or offline) is assumed to have. */
-export const ALL_CAPABILITIES: Capabilities = { versions: true, publish: true, myAccess: true, plugins: true, fields: true }
+export const ALL_CAPABILITIES: Capabilities = { versions: true, publish: true, myAccess: true, plugins: true, fields: true, search: true }
 
 const USER = 'id email displayName role'
 const DOC_BASE = 'id title slug status lockVersion updatedAt createdAt publishedVersionId owner { id displayName }'
@@ -78,7 +78,8 @@ export function capabilities (): Promise<Capabilities> {
         publish: has(r.m, 'publish'),
         myAccess: has(r.d, 'myAccess'),
         plugins: has(r.q, 'plugins'),
-        fields: has(r.d, 'fields') && has(r.v, 'fields')
+        fields: has(r.d, 'fields') && has(r.v, 'fields'),
+        search: has(r.q, 'search')
       }
     }).catch(() => ALL_CAPABILITIES)
   }
@@ -290,4 +291,81 @@ export async function setPluginConfig (name: string, config: Record<string, unkn
 export async function setPluginGrants (name: string, capabilities: PluginCapability[]): Promise<Plugin> {
   return (await gql<{ setPluginGrants: Plugin }>(
     `mutation($n: String!, $caps: [Capability!]!) { setPluginGrants(name: $n, capabilities: $caps) { ${PLUGIN} } }`, { n: name, caps: capabilities })).setPluginGrants
+}
+
+// Search (everyone: each sees what they may read); the index's status and rebuild are admins'
+
+export type SearchHitKind = 'VERSION' | 'LIVE'
+
+/** The `SearchFilter` input; dates are ISO 8601. */
+export interface SearchFilter {
+  documentId?: string
+  author?: string
+  status?: DocStatus
+  from?: string
+  to?: string
+  latestOnly?: boolean
+  publishedOnly?: boolean
+  /** true: only live drafts; false: only saved versions; absent: both */
+  live?: boolean
+}
+
+export interface SearchHit {
+  kind: SearchHitKind
+  document: { id: string, title: string, slug: string, status: DocStatus }
+  /** null for a live draft */
+  versionId: string | null
+  versionNumber: number | null
+  title: string
+  /** HTML-escaped by the server, `<mark>` around the matches: safe to render */
+  titleHtml: string
+  label: string
+  author: { id: string, displayName: string } | null
+  createdAt: string
+  score: number
+  /** up to two fragments, HTML-escaped by the server with `<mark>`: safe to render */
+  snippets: string[]
+  published: boolean
+  myAccess: Access
+}
+
+export interface SearchPage { totalCount: number, hits: SearchHit[], hasNextPage: boolean, endCursor: string | null }
+
+const HIT = 'kind document { id title slug status } versionId versionNumber title titleHtml label author { id displayName } createdAt score snippets published myAccess'
+
+/** One page of hits. A query the server cannot parse is a VALIDATION error on the field `query`. */
+export async function search (query: string, filter: SearchFilter | null, after: string | null, first = 20): Promise<SearchPage> {
+  const r = await gql<{ search: { totalCount: number, edges: { node: SearchHit }[], pageInfo: { hasNextPage: boolean, endCursor: string | null } } }>(
+    `query($q: String!, $f: SearchFilter, $first: Int, $after: String) {
+      search(query: $q, filter: $f, first: $first, after: $after) { totalCount edges { node { ${HIT} } } pageInfo { hasNextPage endCursor } } }`,
+    { q: query, f: filter, first, after })
+  return { totalCount: r.search.totalCount, hits: r.search.edges.map((e) => e.node), hasNextPage: r.search.pageInfo.hasNextPage, endCursor: r.search.pageInfo.endCursor }
+}
+
+export interface SearchStatus {
+  enabled: boolean
+  index: string
+  language: string
+  entries: number
+  sizeBytes: number
+  watermark: number
+  /** versions saved but not indexed yet */
+  behind: number
+  /** live drafts waiting for editing to pause */
+  livePending: number
+  lastCommit: string | null
+  /** while a rebuild runs */
+  rebuild: { done: number, total: number } | null
+  error: string | null
+}
+
+const SEARCH_STATUS = 'enabled index language entries sizeBytes watermark behind livePending lastCommit rebuild { done total } error'
+
+export async function searchStatus (): Promise<SearchStatus> {
+  return (await gql<{ searchStatus: SearchStatus }>(`{ searchStatus { ${SEARCH_STATUS} } }`)).searchStatus
+}
+
+/** Starts rebuilding the index in the background (BUSY while one runs); follow it with `searchStatus`. */
+export async function reindex (): Promise<SearchStatus> {
+  return (await gql<{ reindex: SearchStatus }>(`mutation { reindex { ${SEARCH_STATUS} } }`)).reindex
 }

@@ -1,6 +1,6 @@
 // The document list's client-side search: the server filters by status and pages; the
-// search box narrows what is loaded by title and slug (full-text search over history is
-// its own capability, to come).
+// search box narrows what is loaded by title and slug (full-text search over every
+// version and live draft is the Search page, src/screens/SearchScreen.tsx).
 
 import type { DocMeta } from './api'
 

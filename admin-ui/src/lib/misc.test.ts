@@ -21,6 +21,14 @@ describe('shortcuts', () => {
     expect(actionFor(key('k', { ctrl: true }), false, 'list')).toBe('search')
     expect(actionFor(key('s', { ctrl: true }), false, 'list')).toBeNull()
     expect(actionFor(key('?', { shift: true }), false, 'list')).toBe('help')
+    expect(actionFor(key('/'), false, 'editor')).toBe('searchAll')
+  })
+  it('takes symbols typed with or without Shift, and not with Ctrl', () => {
+    expect(matches('/', key('/'), false)).toBe(true)
+    expect(matches('/', key('/', { shift: true }), false)).toBe(true) // Shift+7 on a German layout
+    expect(matches('/', key('/', { ctrl: true }), false)).toBe(false)
+    expect(matches('/', key('7', { shift: true }), false)).toBe(false)
+    expect(matches('Mod+K', key('k', { ctrl: true, shift: true }), false)).toBe(false)
   })
   it('shows keys the platform’s way', () => {
     expect(displayKeys('Mod+Shift+P', true)).toBe('⌘⇧P')
@@ -144,7 +152,13 @@ describe('document list', () => {
   })
   it('routes', () => {
     expect(parseRoute('/')).toEqual({ name: 'list' })
-    expect(parseRoute('/documents/abc')).toEqual({ name: 'editor', id: 'abc' })
+    expect(parseRoute('/documents/abc')).toEqual({ name: 'editor', id: 'abc', version: null })
+    expect(parseRoute('/documents/abc?version=3')).toEqual({ name: 'editor', id: 'abc', version: 3 })
+    expect(parseRoute('/documents/abc?version=0')).toEqual({ name: 'editor', id: 'abc', version: null })
+    expect(parseRoute('/documents/abc?version=x')).toEqual({ name: 'editor', id: 'abc', version: null })
+    expect(parseRoute('/search')).toEqual({ name: 'search', query: '' })
+    expect(parseRoute('/search?q=launch&scope=live')).toEqual({ name: 'search', query: '?q=launch&scope=live' })
+    expect(parseRoute('/plugins?x=1')).toEqual({ name: 'plugins' })
     expect(parseRoute('/signin')).toEqual({ name: 'signin' })
     expect(parseRoute('/plugins')).toEqual({ name: 'plugins' })
     expect(parseRoute('/elsewhere')).toEqual({ name: 'notFound' })

@@ -1,6 +1,6 @@
 // Keyboard shortcuts: one table, used by the key handler and by the help popover.
 
-export type Action = 'saveVersion' | 'publish' | 'search' | 'history' | 'share' | 'help' | 'newDocument'
+export type Action = 'saveVersion' | 'publish' | 'search' | 'searchAll' | 'history' | 'share' | 'help' | 'newDocument'
 
 export interface Shortcut { action: Action, keys: string, description: string, scope: 'editor' | 'list' | 'global' }
 
@@ -10,6 +10,7 @@ export const SHORTCUTS: Shortcut[] = [
   { action: 'history', keys: 'Mod+Shift+H', description: 'Show or hide history', scope: 'editor' },
   { action: 'share', keys: 'Mod+Shift+S', description: 'Share the document', scope: 'editor' },
   { action: 'search', keys: 'Mod+K', description: 'Search documents', scope: 'global' },
+  { action: 'searchAll', keys: '/', description: 'Search text and history', scope: 'global' },
   { action: 'newDocument', keys: 'Mod+Alt+N', description: 'New document', scope: 'list' },
   { action: 'help', keys: 'Shift+?', description: 'Show keyboard shortcuts', scope: 'global' }
 ]
@@ -25,12 +26,20 @@ export function matches (keys: string, e: KeyLike, mac: boolean): boolean {
   const otherMod = mac ? e.ctrlKey : e.metaKey
   if (want.has('mod') !== mod || otherMod) return false
   if (want.has('alt') !== e.altKey) return false
-  // '?' is typed with Shift on most layouts: allow it either way for printable symbols
-  if (key !== '?' && want.has('shift') !== e.shiftKey) return false
+  // symbols such as '?' and '/' are typed with Shift on many layouts: allow it either way
+  if (!isSymbol(key) && want.has('shift') !== e.shiftKey) return false
   let got = e.key.toLowerCase()
   // with Alt held, macOS reports composed characters; fall back to the plain letter
-  if (e.altKey && got.length === 1 && !/[a-z0-9?]/.test(got)) got = ''
+  if (e.altKey && got.length === 1 && !/[a-z0-9?/]/.test(got)) got = ''
   return got === key
+}
+
+const isSymbol = (key: string): boolean => key.length === 1 && !/[a-z0-9]/.test(key)
+
+/** Whether a key press goes into a text field or the editor (single-key shortcuts must not fire then). */
+export function isTyping (target: EventTarget | null): boolean {
+  const t = target as HTMLElement | null
+  return Boolean(t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName)))
 }
 
 export function actionFor (e: KeyLike, mac: boolean, scope: 'editor' | 'list'): Action | null {

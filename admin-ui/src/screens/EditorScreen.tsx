@@ -31,7 +31,8 @@ function cachedMeta (id: string): api.DocMeta | null {
   }
 }
 
-export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
+/** `version` (from `?version=<number>`): open the history on that version, its diff against the live text shown. */
+export function EditorScreen ({ id, version, user }: { id: string, version: number | null, user: api.User }) {
   const [meta, setMetaState] = useState<api.DocMeta | null>(null)
   const [loadError, setLoadError] = useState('')
   const [caps, setCaps] = useState<api.Capabilities | null>(null)
@@ -46,7 +47,7 @@ export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
   const [versionsChanged, setVersionsChanged] = useState(0)
   const [busy, setBusy] = useState('')
   const [conflict, setConflict] = useState<{ conflicts: FieldConflict[], current: api.DocMeta } | null>(null)
-  const [history, setHistory] = useState(false)
+  const [history, setHistory] = useState(version !== null)
   const [saveRequest, setSaveRequest] = useState(0)
   const [share, setShare] = useState(false)
   const [presenceReadOnly, setPresenceReadOnly] = useState(false)
@@ -84,6 +85,19 @@ export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
       })
     return () => { stale = true }
   }, [id, setMeta])
+
+  // another `?version=` for this document (the editor stays mounted): show the history
+  const [shownVersion, setShownVersion] = useState(version)
+  if (version !== shownVersion) {
+    setShownVersion(version)
+    if (version !== null) setHistory(true)
+  }
+
+  /** Close the history; a `?version=` in the URL goes with it (a reload opens the plain editor). */
+  const closeHistory = useCallback(() => {
+    setHistory(false)
+    if (location.search) navigate(location.pathname, { replace: true })
+  }, [])
 
   const knownReadOnly = meta?.myAccess ? meta.myAccess === 'READ' : user.role === 'VIEWER'
 
@@ -216,14 +230,14 @@ export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
       const a = actionFor(e, mac, 'editor')
       if (!a) return
       if (a === 'saveVersion') { e.preventDefault(); if (!readOnly) { setHistory(true); setSaveRequest((n) => n + 1) } }
-      if (a === 'history') { e.preventDefault(); setHistory((h) => !h) }
+      if (a === 'history') { e.preventDefault(); if (history) closeHistory(); else setHistory(true) }
       if (a === 'share') { e.preventDefault(); if (meta?.myAccess !== 'READ') setShare(true) }
       if (a === 'publish') { e.preventDefault(); if (!readOnly && meta?.status !== 'PUBLISHED') void doPublish(true) }
       if (a === 'search') { e.preventDefault(); navigate('/') }
     }
     window.addEventListener('keydown', onKey)
     return () => window.removeEventListener('keydown', onKey)
-  }, [mac, readOnly, meta, doPublish])
+  }, [mac, readOnly, meta, doPublish, history, closeHistory])
 
   if (loadError) return <div className="empty"><h2>Cannot open this document</h2><p className="error" role="alert">{loadError}</p><p><a href="/" onClick={(e) => { e.preventDefault(); navigate('/') }}>Back to documents</a></p></div>
   if (!meta) return <div className="empty" aria-busy="true">Opening…</div>
@@ -284,7 +298,7 @@ export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
         <div className="doc-actions">
           {session && <PresenceBar awareness={session.provider.awareness} selfUserId={user.id} />}
           <div className="buttons">
-            <button onClick={() => setHistory(!history)} aria-pressed={history} title={`History (${displayKeys('Mod+Shift+H', mac)})`}>History</button>
+            <button onClick={() => (history ? closeHistory() : setHistory(true))} aria-pressed={history} title={`History (${displayKeys('Mod+Shift+H', mac)})`}>History</button>
             {canManage && <button onClick={() => setShare(true)} title={`Share (${displayKeys('Mod+Shift+S', mac)})`}>Share</button>}
             {!readOnly && (published
               ? <button onClick={() => void doPublish(false)} disabled={busy !== ''}>{busy === 'unpublish' ? 'Unpublishing…' : 'Unpublish'}</button>
@@ -308,8 +322,9 @@ export function EditorScreen ({ id, user }: { id: string, user: api.User }) {
           saveRequest={saveRequest}
           fieldsAvailable={caps?.fields !== false}
           refreshKey={versionsChanged}
+          initialVersion={version}
           onError={markField}
-          onClose={() => setHistory(false)}
+          onClose={closeHistory}
         />
       )}
       {conflict && <ConflictDialog conflicts={conflict.conflicts} by={null} onResolve={resolve} onCancel={() => { setConflict(null); setMeta(conflict.current); setTitleDraft(null); setSlugDraft(null) }} />}
