@@ -463,19 +463,15 @@ pub async fn durable_body(store: &Store, document_id: Uuid) -> anyhow::Result<(c
     Ok((body, seq))
 }
 
-/// A set of changed documents and a wake-up for whoever drains it.
+/// A set of changed documents, drained by whoever polls it.
 #[derive(Default)]
 pub struct ContentChanges {
     changed: std::sync::Mutex<std::collections::HashSet<Uuid>>,
-    notify: Notify,
 }
 
 impl ContentChanges {
     pub fn mark(&self, document_id: Uuid) {
-        let fresh = self.changed.lock().expect("content changes lock").insert(document_id);
-        if fresh {
-            self.notify.notify_one();
-        }
+        self.changed.lock().expect("content changes lock").insert(document_id);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -484,11 +480,6 @@ impl ContentChanges {
 
     pub fn take(&self) -> Vec<Uuid> {
         self.changed.lock().expect("content changes lock").drain().collect()
-    }
-
-    /// Resolves after the next [`ContentChanges::mark`] of a document not yet marked.
-    pub async fn changed(&self) {
-        self.notify.notified().await
     }
 }
 

@@ -310,10 +310,17 @@ impl Following {
                 now: false,
             });
         }
+        // The sweep runs at start, when asked, and then every `live_sweep_secs` only where
+        // other nodes may edit too (PostgreSQL): an SQLite database has one server, whose
+        // rooms mark every edit, and the sweep's scan of the update log cost the trace
+        // replay's p99 at 128 typists 17 → 46 ms (BENCHMARKS.md, "Search").
+        let periodic = store.backend() == crate::store::Backend::Postgres && cfg.live_sweep_secs > 0;
         if search.0.sweep_now.swap(false, Ordering::SeqCst)
-            || self
-                .last_sweep
-                .is_none_or(|t| t.elapsed() >= Duration::from_secs(cfg.live_sweep_secs.max(1)))
+            || self.last_sweep.is_none()
+            || (periodic
+                && self
+                    .last_sweep
+                    .is_some_and(|t| t.elapsed() >= Duration::from_secs(cfg.live_sweep_secs)))
         {
             self.last_sweep = Some(now);
             for (id, seq) in store.content_seqs().await? {
@@ -402,7 +409,7 @@ pub(super) async fn run(app: AppState) {
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "search: the indexer cannot start; retrying");
                     search.set_status(|s| s.error = Some(format!("{e:#}")));
-                    wait(&search, &app, Duration::from_secs(2)).await;
+                    wait(&search, Duration::from_secs(2)).await;
                     continue;
                 }
             }
@@ -419,7 +426,7 @@ pub(super) async fn run(app: AppState) {
                 tracing::warn!(error = %format!("{e:#}"), "search: indexing failed; starting again from the last commit");
                 search.set_status(|s| s.error = Some(format!("{e:#}")));
                 following = None;
-                wait(&search, &app, Duration::from_secs(1)).await;
+                wait(&search, Duration::from_secs(1)).await;
                 continue;
             }
         };
@@ -427,7 +434,7 @@ pub(super) async fn run(app: AppState) {
             break;
         }
         if !more {
-            wait(&search, &app, poll).await;
+            wait(&search, poll).await;
         }
     }
     drop(following);
@@ -435,10 +442,13 @@ pub(super) async fn run(app: AppState) {
     search.0.stopped.notify_waiters();
 }
 
-async fn wait(search: &Search, app: &AppState, d: Duration) {
+/// Until the next poll, or a wake-up ([`Search::touch`]: a version saved here). Edits do
+/// not wake it: live drafts wait for editing to pause anyway, and waking on every edit
+/// ran a step per group commit (the trace replay's p99 at 128 typists went from 17 ms to
+/// 46 ms; BENCHMARKS.md, "Search").
+async fn wait(search: &Search, d: Duration) {
     tokio::select! {
         _ = search.0.wake.notified() => {}
-        _ = app.collab.content_changes().changed() => {}
         _ = tokio::time::sleep(d) => {}
     }
 }
