@@ -33,6 +33,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::tokenizer::Language;
@@ -845,21 +846,47 @@ impl Search {
         }
         let query = BooleanQuery::new(clauses);
         let searcher = opened.reader.searcher();
-        let collector = collect::Hits {
-            visible: Arc::new(Visibility {
-                meta: self.0.meta.clone(),
-                scope,
-                filter: filter.clone(),
-            }),
-            keep: offset + limit,
+        // A caller who sees everything, with no filter on documents' state, needs no
+        // per-hit check: the page comes from tantivy's pruned top-k and the total from a
+        // count that scores nothing (a deleted document's entries, gone at the next
+        // commit, are dropped from the page by the database's check meanwhile).
+        let every_hit = matches!(scope, Scope::All)
+            && filter.status.is_none()
+            && !filter.latest_only
+            && !filter.published_only
+            && filter.live.is_none();
+        let (total, ranked) = if every_hit {
+            let top = searcher
+                .search(&query, &TopDocs::with_limit(limit).and_offset(offset))
+                .map_err(anyhow::Error::from)?;
+            let total = query.count(&searcher).map_err(anyhow::Error::from)?;
+            let page = top
+                .into_iter()
+                .map(|(score, address)| collect::Ranked {
+                    score,
+                    created_ms: 0,
+                    address,
+                })
+                .collect::<Vec<_>>();
+            (total, page)
+        } else {
+            let collector = collect::Hits {
+                visible: Arc::new(Visibility {
+                    meta: self.0.meta.clone(),
+                    scope,
+                    filter: filter.clone(),
+                }),
+                keep: offset + limit,
+            };
+            let (total, ranked) = searcher.search(&query, &collector).map_err(anyhow::Error::from)?;
+            (total, ranked.into_iter().skip(offset).collect())
         };
-        let (total, ranked) = searcher.search(&query, &collector).map_err(anyhow::Error::from)?;
         let body_marks = builder.marks(parsed, query::Target::Body);
         let title_marks = builder.marks(parsed, query::Target::Title);
         let mut analyzer = snippet::Highlighter::new(self.0.language);
         let chars = self.0.config.snippet_chars.max(40);
         let mut found = Vec::new();
-        for r in ranked.into_iter().skip(offset) {
+        for r in ranked {
             let doc: TantivyDocument = searcher.doc(r.address).map_err(anyhow::Error::from)?;
             let text = |field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or("").to_string();
             let int = |field| doc.get_first(field).and_then(|v| v.as_i64()).unwrap_or(0);
