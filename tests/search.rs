@@ -345,6 +345,30 @@ async fn permissions_hold_on_every_page(backend: Backend) {
         3,
         "the published document's two versions and its draft: {seen:?}"
     );
+    // author: the versions a user saved (drafts have no author); from/to: when saved.
+    let me = app.gql(Some(&alice), "{ me { id } }", json!({})).await;
+    let alice_id = me["data"]["me"]["id"].as_str().unwrap().to_string();
+    let (seen, _) = all_pages(&app, Some(&editor), "lantern", json!({ "author": alice_id }), 4).await;
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert!(seen.iter().all(|(d, _)| mine.contains(d)));
+    let (past, future) = ("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z");
+    let window = |from: &str, to: &str| json!({ "from": from, "to": to, "live": false });
+    assert_eq!(
+        all_pages(&app, Some(&editor), "lantern", window(past, future), 4)
+            .await
+            .1,
+        10
+    );
+    assert_eq!(
+        all_pages(&app, Some(&editor), "lantern", window(future, future), 4)
+            .await
+            .1,
+        0
+    );
+    assert_eq!(
+        all_pages(&app, Some(&editor), "lantern", window(past, past), 4).await.1,
+        0
+    );
 
     // Unpublishing takes it away from anonymous readers; revoking the share from Alice.
     let (status, _) = app

@@ -206,7 +206,8 @@ fn close_mark(m: &Value, out: &mut String) {
     }
 }
 
-fn escape(s: &str) -> String {
+/// Text escaped for HTML content and attribute values.
+pub(crate) fn escape(s: &str) -> String {
     let mut e = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -12,7 +12,7 @@
 //!   in them concurrently merge instead of being overwritten.
 
 pub mod diff;
-mod html;
+pub(crate) mod html;
 pub use html::sanitize_rendered;
 mod markdown;
 mod schema;

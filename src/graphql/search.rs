@@ -82,8 +82,7 @@ impl SearchHit {
         &self.0.label
     }
     async fn author(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        let Some(id) = self.0.author_id else { return Ok(None) };
-        Ok(state(ctx).store.user_by_id(id).await.map_err(gql)?.map(User::new))
+        super::types::user(ctx, self.0.author_id).await
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

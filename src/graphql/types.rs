@@ -49,6 +49,12 @@ impl User {
     }
 }
 
+/// A user by id, as other users see them (`None` stays `None`).
+pub(super) async fn user(ctx: &Context<'_>, id: Option<uuid::Uuid>) -> async_graphql::Result<Option<User>> {
+    let Some(id) = id else { return Ok(None) };
+    Ok(state(ctx).store.user_by_id(id).await.map_err(gql)?.map(User::new))
+}
+
 /// A document as one query shows it: the published view (title and body as
 /// published) or the live one (`document(…, draft: true)`, lists and mutations).
 pub struct Document {
@@ -128,8 +134,7 @@ impl Document {
         self.doc.lock_version
     }
     async fn owner(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        let owner = state(ctx).store.user_by_id(self.doc.owner_id).await.map_err(gql)?;
-        Ok(owner.map(User::new))
+        user(ctx, Some(self.doc.owner_id)).await
     }
     async fn published_version_id(&self) -> Option<ID> {
         self.doc.published_version_id.map(|v| ID(v.to_string()))
@@ -256,8 +261,7 @@ impl Version {
         &self.0.title
     }
     async fn author(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<User>> {
-        let Some(id) = self.0.author_id else { return Ok(None) };
-        Ok(state(ctx).store.user_by_id(id).await.map_err(gql)?.map(User::new))
+        user(ctx, self.0.author_id).await
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

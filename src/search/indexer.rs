@@ -227,7 +227,7 @@ impl Following {
     /// Returns whether more work is waiting.
     async fn step(&mut self, app: &AppState) -> anyhow::Result<bool> {
         let search = &app.search;
-        let cfg = search.config().clone();
+        let cfg = search.config();
         let store = &app.store;
         let f = self.opened.fields;
         let now_ms = Utc::now().timestamp_millis();
@@ -286,7 +286,7 @@ impl Following {
                     DocChange::Title | DocChange::New => {
                         self.pending.insert(id, due_now);
                     }
-                    DocChange::Other | DocChange::Unchanged => {}
+                    DocChange::None => {}
                 }
                 if Some(at) > self.payload.docs_since {
                     self.payload.docs_since = Some(at);

@@ -143,14 +143,17 @@ impl DocInfo {
     }
 }
 
-/// What changed when a document's row was read again.
+/// What a document's row, read again, asks of the index.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum DocChange {
-    Unchanged,
+    /// Not seen before: its live draft is indexed.
     New,
+    /// Retitled: its live draft is indexed again.
     Title,
+    /// Deleted: its entries go.
     Deleted,
-    Other,
+    /// Nothing in the index (status, publication and the rest are read from [`Meta`]).
+    None,
 }
 
 /// Documents' mutable state, as of the indexer's last read.
@@ -180,15 +183,7 @@ impl Meta {
             None => DocChange::New,
             Some(o) if info.deleted && !o.deleted => DocChange::Deleted,
             Some(o) if o.title != info.title => DocChange::Title,
-            Some(o)
-                if o.status == info.status
-                    && o.published_version == info.published_version
-                    && o.latest_version.max(info.latest_version) == o.latest_version
-                    && o.deleted == info.deleted =>
-            {
-                DocChange::Unchanged
-            }
-            Some(_) => DocChange::Other,
+            Some(_) => DocChange::None,
         };
         if let Some(o) = old {
             if let Some(v) = o.public_version() {
@@ -749,8 +744,7 @@ pub async fn search(
         }
     };
     let s = search.clone();
-    let f = filter.clone();
-    let (total, found) = tokio::task::spawn_blocking(move || s.run_query(&parsed, &f, scope, offset, limit))
+    let (total, found) = tokio::task::spawn_blocking(move || s.run_query(&parsed, &filter, scope, offset, limit))
         .await
         .map_err(anyhow::Error::from)??;
     // The database decides what is shown.

@@ -7,6 +7,7 @@ use tantivy::tokenizer::{Language, TextAnalyzer};
 
 use super::query::Mark;
 use super::schema;
+use crate::content::html::escape;
 
 struct Tok {
     from: usize,
@@ -93,21 +94,6 @@ fn within(a: &str, b: &str, max: usize) -> bool {
         }
     }
     d[a.len() * w + b.len()] <= max
-}
-
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn floor_boundary(s: &str, mut i: usize) -> usize {
