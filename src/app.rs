@@ -23,7 +23,7 @@ use tower_http::trace::TraceLayer;
 use std::sync::Arc;
 
 use crate::auth::Auth;
-use crate::bus::{Bus, InProcessBus};
+use crate::bus::{Bus, InProcessBus, RedisBus};
 use crate::collab::Collab;
 use crate::config::{Config, DEV_JWT_SECRET};
 use crate::graphql;
@@ -33,16 +33,27 @@ use crate::store::{Backend, Store};
 
 /// Connects the store, runs migrations and resolves the JWT secret.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
-    if !config.bus.redis_url.is_empty() {
-        bail!("REDIS_URL / bus.redis_url is set, but this build has no Redis bus yet; unset it to run a single node");
-    }
+    crate::metrics::init();
     let store = Store::connect(&config.database, &config.server.data_dir).await?;
+    let redis_url = config.bus.redis_url.expose();
+    if !redis_url.is_empty() && store.backend() != Backend::Postgres {
+        bail!(
+            "REDIS_URL / bus.redis_url is set, but the database is SQLite: many nodes share one PostgreSQL database (set DATABASE_URL), or unset REDIS_URL to run a single node"
+        );
+    }
     store.lock_for_serving()?;
     store.migrate().await?;
     let secret = jwt_secret(&config, store.backend())?;
     let auth = Auth::new(&secret, &config.auth);
-    let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new(1024));
-    let collab = Collab::new(config.collab.clone(), store.clone(), bus);
+    let node_id = crate::collab::node_id(&config.collab);
+    let bus: Arc<dyn Bus> = if redis_url.is_empty() {
+        Arc::new(InProcessBus::new(1024))
+    } else {
+        tracing::info!(node = %node_id, "joining the cluster over the Redis bus");
+        Arc::new(RedisBus::start(redis_url, node_id.clone(), config.bus.drop_percent)?)
+    };
+    let collab = Collab::new(config.collab.clone(), node_id, store.clone(), bus);
+    collab.start_probe(Duration::from_secs(config.bus.probe_secs));
     start_session_heartbeat(&store, &collab).await?;
     let plugins = crate::plugins::Plugins::load(&config.plugins, &config.server.data_dir, Some(store.clone())).await;
     plugins.watch();
@@ -132,6 +143,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api", rest::router())
         .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         // the admin UI: its files, and index.html for client-side routes
         .fallback(crate::ui::fallback)
         .layer(Extension(schema))
@@ -252,8 +264,18 @@ impl http_body::Body for Deadline {
     }
 }
 
+/// Ready: 200 `ready`; 200 `degraded` while the Redis bus is down (this node still
+/// serves its own clients, and nothing is lost); 503 while the database is unreachable
+/// or once shutdown began (a load balancer then sends new clients elsewhere).
 async fn readyz(State(app): State<AppState>) -> Response {
+    if app.collab.shutting_down() {
+        let body = Json(json!({ "status": "unavailable", "reason": "shutting down" }));
+        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    }
     match app.store.ping().await {
+        Ok(()) if !app.collab.bus().connected() => {
+            Json(json!({ "status": "degraded", "reason": "bus" })).into_response()
+        }
         Ok(()) => Json(json!({ "status": "ready" })).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
@@ -264,6 +286,18 @@ async fn readyz(State(app): State<AppState>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// Prometheus metrics (README, "Metrics").
+async fn metrics(State(app): State<AppState>) -> Response {
+    let text = crate::metrics::render(|| {
+        crate::metrics::set_gauges(
+            app.collab.connections(),
+            app.collab.loaded_rooms(),
+            app.collab.bus().connected(),
+        )
+    });
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish (bounded
@@ -279,22 +313,31 @@ pub async fn serve(
     let collab = state.collab.clone();
     let search = state.search.clone();
     let node_id = collab.node_id().to_string();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stopping = async move {
         shutdown.await;
         tracing::info!("shutting down");
-        // Rooms flush pending updates, write final snapshots and close their sockets.
-        collab.shutdown().await;
         let _ = stop_tx.send(());
     };
     let trimmer = crate::memory::spawn_trimmer(Duration::from_millis(state.config.server.trim_memory_after_ms));
+    // On the signal the listener stops accepting first; then rooms flush pending updates,
+    // write final snapshots and close their sockets with 1012 (clients reconnect through
+    // the load balancer to another node), while HTTP requests in flight finish.
     let mut server = tokio::spawn(accept(listener, router(state), header_timeout, stopping));
-    tokio::select! {
-        res = &mut server => res.context("server task")?,
-        _ = async { let _ = stop_rx.await; tokio::time::sleep(grace).await } => {
-            tracing::warn!("in-flight requests did not finish within the grace period");
-            server.abort();
-        }
+    let ended = tokio::select! {
+        res = &mut server => Some(res),
+        _ = &mut stop_rx => None,
+    };
+    collab.shutdown().await;
+    match ended {
+        Some(res) => res.context("server task")?,
+        None => match tokio::time::timeout(grace, &mut server).await {
+            Ok(res) => res.context("server task")?,
+            Err(_) => {
+                tracing::warn!("in-flight requests did not finish within the grace period");
+                server.abort();
+            }
+        },
     }
     // Sockets still closing cannot clear their own session rows once the store is
     // closed: clear this node's in one statement first (the next start would too).

@@ -66,6 +66,8 @@ pub enum SqliteSynchronous {
 #[serde(deny_unknown_fields)]
 pub struct BusConfig {
     pub redis_url: Secret,
+    pub drop_percent: u8,
+    pub probe_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

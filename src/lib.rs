@@ -11,6 +11,7 @@ pub mod documents;
 pub mod error;
 pub mod graphql;
 pub mod memory;
+pub mod metrics;
 pub mod plugins;
 pub mod publishing;
 pub mod rest;

@@ -313,59 +313,81 @@ async fn update_log_snapshots_and_sessions(backend: Backend) {
     let blobs: Vec<Vec<u8>> = (0..250u32).map(|i| i.to_le_bytes().to_vec()).collect();
     let rows: Vec<NewUpdate<'_>> = blobs
         .iter()
-        .enumerate()
-        .map(|(i, b)| NewUpdate {
+        .map(|b| NewUpdate {
             document_id: d.id,
-            seq: i as i64 + 1,
             data: b,
             author_id: Some(owner.id),
         })
         .collect();
-    store.append_updates(&rows).await.unwrap();
+    let seqs = store.append_updates(&rows).await.unwrap();
+    assert_eq!(seqs, (1..=250).collect::<Vec<i64>>(), "numbered in order from 1");
     let state = store.load_document_state(d.id).await.unwrap();
     assert_eq!((state.updates.len(), state.last_seq()), (250, 250));
     assert!(
         state.updates.iter().zip(&blobs).all(|((_, got), want)| got == want),
         "order and bytes kept"
     );
-    assert!(
-        store.append_updates(&rows[..1]).await.is_err(),
-        "a sequence number is used once"
-    );
-    // A batch is all or nothing: a new row beside a used sequence number is not stored.
+    // Numbers go on from the last one stored, also for a store just opened on the
+    // database (on SQLite it reads the last one back; sqlite_recent_updates_move_into_the_log
+    // has more), and a batch numbers each document's rows on their own.
+    let other = store.create_document(owner.id, "U", "u").await.unwrap().unwrap();
     let fresh = NewUpdate {
         document_id: d.id,
-        seq: 251,
         data: b"new",
         author_id: None,
     };
-    assert!(store.append_updates(&[fresh, rows[0]]).await.is_err());
-    assert_eq!(store.load_document_state(d.id).await.unwrap().last_seq(), 250);
-    // The same holds for a store just opened on the database (on SQLite it reads the
-    // last sequence number back; sqlite_recent_updates_move_into_the_log has more).
+    let elsewhere = NewUpdate {
+        document_id: other.id,
+        data: b"other",
+        author_id: None,
+    };
+    assert_eq!(
+        store.append_updates(&[fresh, elsewhere, fresh]).await.unwrap(),
+        vec![251, 1, 252]
+    );
     let reopened = db.store().await;
-    for s in [&store, &reopened] {
-        let state = s.load_document_state(d.id).await.unwrap();
-        assert_eq!((state.updates.len(), state.last_seq()), (250, 250));
-        assert!(
-            s.append_updates(&rows[249..]).await.is_err(),
-            "a sequence number is used once"
-        );
-        assert!(s.append_updates(&[fresh, rows[0]]).await.is_err());
-    }
+    assert_eq!(
+        reopened.append_updates(&[elsewhere, fresh]).await.unwrap(),
+        vec![2, 253]
+    );
+    let state = reopened.load_document_state(d.id).await.unwrap();
+    assert_eq!((state.updates.len(), state.last_seq()), (253, 253));
+    assert_eq!(
+        state.updates[250..].iter().map(|u| &u.1[..]).collect::<Vec<_>>(),
+        vec![b"new"; 3]
+    );
     reopened.close().await;
     store.write_snapshot(d.id, b"snap-200", 200).await.unwrap();
     let state = store.load_document_state(d.id).await.unwrap();
     assert_eq!(state.snapshot, Some((b"snap-200".to_vec(), 200)));
     assert_eq!(
         (state.updates.len(), state.last_seq()),
-        (50, 250),
+        (53, 253),
         "covered updates deleted"
     );
     store.write_snapshot(d.id, b"older", 100).await.unwrap();
     let state = store.load_document_state(d.id).await.unwrap();
     assert_eq!(state.snapshot.unwrap().1, 200, "a snapshot never moves backwards");
-    assert_eq!(store.update_log_stats(d.id).await.unwrap(), (50, 200));
+    assert_eq!(store.update_log_stats(d.id).await.unwrap(), (53, 200 + 3 * 3));
+    // What a room that holds an unbroken run up to some update lacks.
+    let after = store.load_document_state_after(d.id, 250).await.unwrap();
+    assert_eq!(
+        (after.snapshot.is_none(), after.updates.len(), after.last_seq()),
+        (true, 3, 253)
+    );
+    let after = store.load_document_state_after(d.id, 150).await.unwrap();
+    assert_eq!(
+        after.snapshot.map(|s| s.1),
+        Some(200),
+        "the snapshot, when it covers more"
+    );
+    assert_eq!(after.updates.first().map(|u| u.0), Some(201));
+    if backend == Backend::Postgres {
+        // The database guards the range whichever node writes: no snapshot covers an
+        // update not yet given out.
+        assert!(store.write_snapshot(d.id, b"ahead", 254).await.is_err());
+        assert_eq!(store.last_seqs(&[d.id, other.id]).await.unwrap().len(), 2);
+    }
 
     let row = |node: &str| SessionRow {
         id: uuid::Uuid::now_v7(),
@@ -527,9 +549,8 @@ async fn sqlite_recent_updates_move_into_the_log() {
         blobs
             .iter()
             .filter(|(d, s, _)| *d == doc && seqs.contains(s))
-            .map(|(d, s, data)| NewUpdate {
+            .map(|(d, _, data)| NewUpdate {
                 document_id: *d,
-                seq: *s,
                 data,
                 author_id: None,
             })
@@ -559,8 +580,6 @@ async fn sqlite_recent_updates_move_into_the_log() {
     check(&store, a, 0, 12).await;
     store.write_snapshot(a, b"snap-6", 6).await.unwrap();
     check(&store, a, 6, 12).await;
-    assert!(store.append_updates(&rows(a, 12..=13)).await.is_err(), "12 is used");
-    assert!(store.append_updates(&rows(a, 3..=3)).await.is_err(), "3 is covered");
 
     assert_eq!(store.fold_update_log().await.unwrap(), 16);
     assert_eq!(store.recent_update_rows().await.unwrap(), 0);
@@ -576,8 +595,11 @@ async fn sqlite_recent_updates_move_into_the_log() {
     store.close().await;
     store = db.store().await;
     check(&store, a, 6, 14).await;
-    assert!(store.append_updates(&rows(a, 14..=14)).await.is_err(), "14 is used");
-    store.append_updates(&rows(a, 15..=15)).await.unwrap();
+    assert_eq!(
+        store.append_updates(&rows(a, 15..=15)).await.unwrap(),
+        vec![15],
+        "numbered after the recent rows a previous run left"
+    );
     assert_eq!(store.fold_update_log().await.unwrap(), 4);
     check(&store, a, 6, 15).await;
 
@@ -604,11 +626,10 @@ async fn sqlite_recent_updates_move_into_the_log() {
         }
         assert!(folded.more && steps < 20, "the move never ended");
         if steps == 2 {
-            // A stop midway: the next run reads both tables right, refuses the copied
-            // sequence numbers, and its move skips the copied rows.
+            // A stop midway: the next run reads both tables right, and its move skips
+            // the copied rows.
             store.close().await;
             store = db.store().await;
-            assert!(store.append_updates(&rows(a, 20..=20)).await.is_err());
         }
     }
     // a: 2 × MOVE_ROWS + 7 rows, ranges of MOVE_ROWS: 3 ranges, the last shared with b;
@@ -669,6 +690,12 @@ async fn postgres_compresses_snapshots_with_lz4() {
     let d = store.create_document(owner.id, "T", "t").await.unwrap().unwrap();
     // Compressible, and over the 2 KB at which PostgreSQL starts compressing.
     let state: Vec<u8> = (0..20_000u32).flat_map(|i| format!("{i} ").into_bytes()).collect();
+    let update = NewUpdate {
+        document_id: d.id,
+        data: b"update",
+        author_id: None,
+    };
+    store.append_updates(&[update]).await.unwrap();
     store.write_snapshot(d.id, &state, 1).await.unwrap();
     let pg = sqlx::PgPool::connect(db.config.database.url.expose()).await.unwrap();
     let lz4: bool =
@@ -710,15 +737,80 @@ async fn postgres_update_log_has_no_foreign_key() {
     assert_eq!(kept, 1, "snapshots keep theirs");
     let owner = user(&store, "o@example.com").await;
     let d = store.create_document(owner.id, "T", "t").await.unwrap().unwrap();
-    let rows = [1, 2].map(|seq| NewUpdate {
+    let rows = [(); 2].map(|()| NewUpdate {
         document_id: d.id,
-        seq,
         data: b"update",
         author_id: Some(owner.id),
     });
     store.append_updates(&rows).await.unwrap();
     let loaded = store.load_document_state(d.id).await.unwrap();
     assert_eq!(loaded.updates, vec![(1, b"update".to_vec()), (2, b"update".to_vec())]);
+}
+
+/// Several nodes append to one document's log at once (each a store of its own on the
+/// same database, as a node is): the database gives out the sequence numbers, so every
+/// update gets its own, with no gap, whatever the interleaving; batches touching the
+/// same documents in different orders do not deadlock.
+#[tokio::test]
+async fn postgres_nodes_share_sequence_numbers() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let nodes = [db.store().await, db.store().await, db.store().await];
+    let owner = user(&nodes[0], "o@example.com").await;
+    let mut docs = Vec::new();
+    for name in ["a", "b", "c"] {
+        docs.push(
+            nodes[0]
+                .create_document(owner.id, name, name)
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+        );
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, store) in nodes.iter().enumerate() {
+        for t in 0..4 {
+            let (store, docs) = (store.clone(), docs.clone());
+            tasks.spawn(async move {
+                let mut got = Vec::new();
+                for round in 0..25 {
+                    // Each batch names the documents in its own order, some twice.
+                    let order: Vec<uuid::Uuid> = (0..4).map(|i| docs[(n + t + round + i) % docs.len()]).collect();
+                    let data: Vec<Vec<u8>> = order
+                        .iter()
+                        .map(|d| format!("{n}-{t}-{round}-{d}").into_bytes())
+                        .collect();
+                    let rows: Vec<NewUpdate<'_>> = order
+                        .iter()
+                        .zip(&data)
+                        .map(|(d, x)| NewUpdate {
+                            document_id: *d,
+                            data: x,
+                            author_id: None,
+                        })
+                        .collect();
+                    let seqs = store.append_updates(&rows).await.expect("no conflict, no deadlock");
+                    got.extend(order.into_iter().zip(seqs).zip(data));
+                }
+                got
+            });
+        }
+    }
+    let mut given: std::collections::HashMap<uuid::Uuid, Vec<(i64, Vec<u8>)>> = Default::default();
+    while let Some(done) = tasks.join_next().await {
+        for ((doc, seq), data) in done.unwrap() {
+            given.entry(doc).or_default().push((seq, data));
+        }
+    }
+    for doc in &docs {
+        let mine = given.get_mut(doc).unwrap();
+        mine.sort();
+        let seqs: Vec<i64> = mine.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, (1..=mine.len() as i64).collect::<Vec<_>>(), "each once, no gap");
+        let stored = nodes[2].load_document_state(*doc).await.unwrap();
+        assert_eq!(&stored.updates, mine, "stored under the number its node was told");
+    }
+    assert_eq!(given.values().map(Vec::len).sum::<usize>(), 3 * 4 * 25 * 4);
 }
 
 /// The pool hands out a PostgreSQL connection without pinging it first unless it has

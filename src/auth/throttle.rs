@@ -132,6 +132,7 @@ impl LoginThrottle {
         if entry.failures >= self.max_failures {
             let locked_for = now.saturating_duration_since(entry.last_failure.unwrap_or(now));
             let left = self.lockout.saturating_sub(locked_for);
+            crate::metrics::login_throttled();
             return Err(Error::RateLimited {
                 retry_after_secs: whole_seconds(left),
             });
@@ -139,6 +140,7 @@ impl LoginThrottle {
         if entry.failures.saturating_add(entry.in_progress) >= self.max_failures {
             // Attempts in progress could still reach the limit; they end within a second
             // or so, unless the hash gate keeps them waiting.
+            crate::metrics::login_throttled();
             return Err(Error::RateLimited { retry_after_secs: 1 });
         }
         entry.in_progress += 1;

@@ -53,6 +53,15 @@ pub struct Peer {
     pub read_only: bool,
 }
 
+/// This node's id: `collab.node_id`, or a random one.
+pub fn node_id(config: &CollabConfig) -> Arc<str> {
+    if config.node_id.is_empty() {
+        format!("node-{}", &Uuid::new_v4().simple().to_string()[..12]).into()
+    } else {
+        config.node_id.as_str().into()
+    }
+}
+
 /// A joined connection: feed `input` the client's frames, send `outbound` to the
 /// client, and close the socket when `kill` says so.
 pub struct Connection {
@@ -112,6 +121,9 @@ pub enum JoinError {
     TooManyConnections(&'static str),
     /// The document could not be loaded; nothing was served.
     Unavailable(String),
+    /// This node is shutting down: the client reconnects (through the load balancer, to
+    /// another node).
+    ShuttingDown,
 }
 
 impl JoinError {
@@ -119,6 +131,7 @@ impl JoinError {
         match self {
             JoinError::TooManyConnections(what) => (close::TRY_AGAIN, format!("too many connections {what}")),
             JoinError::Unavailable(why) => (close::INTERNAL, format!("document unavailable: {why}")),
+            JoinError::ShuttingDown => (close::SERVICE_RESTART, "server restarting; reconnect".into()),
         }
     }
 }
@@ -150,6 +163,8 @@ struct Shared {
     /// 45-109 ms to about 20 ms (BENCHMARKS.md, change 15).
     snapshot_writes: Semaphore,
     rooms: Mutex<HashMap<Uuid, RoomHandle>>,
+    /// Set when shutdown begins: joins are refused from then on.
+    shutting_down: AtomicBool,
     connections: AtomicUsize,
     next_conn: AtomicU64,
     next_room: AtomicU64,
@@ -168,12 +183,7 @@ struct Shared {
 }
 
 impl Collab {
-    pub fn new(config: CollabConfig, store: Store, bus: Arc<dyn Bus>) -> Self {
-        let node_id: Arc<str> = if config.node_id.is_empty() {
-            format!("node-{}", &Uuid::new_v4().simple().to_string()[..12]).into()
-        } else {
-            config.node_id.as_str().into()
-        };
+    pub fn new(config: CollabConfig, node_id: Arc<str>, store: Store, bus: Arc<dyn Bus>) -> Self {
         let writer = Writer::spawn(store.clone(), config.max_batch);
         let sessions = SessionLog::spawn(store.clone());
         Self {
@@ -186,6 +196,7 @@ impl Collab {
                 sessions,
                 snapshot_writes: Semaphore::new(1),
                 rooms: Mutex::new(HashMap::new()),
+                shutting_down: AtomicBool::new(false),
                 connections: AtomicUsize::new(0),
                 next_conn: AtomicU64::new(1),
                 next_room: AtomicU64::new(1),
@@ -200,6 +211,44 @@ impl Collab {
         }
     }
 
+    /// With a bus other nodes share: every `every`, compares each loaded room with the
+    /// database's last sequence number for its document (one query for all), so a room
+    /// whose last message from another node was lost catches up (`Room::on_probe`).
+    pub fn start_probe(&self, every: Duration) {
+        if !self.shared.bus.shared() || every.is_zero() {
+            return;
+        }
+        let shared = Arc::downgrade(&self.shared);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(shared) = shared.upgrade() else { return };
+                let rooms: Vec<(Uuid, RoomHandle)> = shared
+                    .rooms
+                    .lock()
+                    .expect("rooms lock")
+                    .iter()
+                    .map(|(id, r)| (*id, r.clone()))
+                    .collect();
+                let ids: Vec<Uuid> = rooms.iter().map(|(id, _)| *id).collect();
+                let last = match shared.store.last_seqs(&ids).await {
+                    Ok(last) => last.into_iter().collect::<HashMap<Uuid, i64>>(),
+                    Err(e) => {
+                        tracing::debug!(error = ?e, "probe failed");
+                        continue;
+                    }
+                };
+                for (id, room) in rooms {
+                    if let Some(&last_seq) = last.get(&id) {
+                        let _ = room.tx.try_send(Cmd::Probe { last_seq });
+                    }
+                }
+            }
+        });
+    }
+
     /// Writes a snapshot of `document_id` covering updates up to `covers`, in turn
     /// with the node's other snapshots (see `Shared::snapshot_writes`). Returns how long
     /// the write took once its turn came.
@@ -208,6 +257,7 @@ impl Collab {
         let started = std::time::Instant::now();
         self.shared.store.write_snapshot(document_id, state, covers).await?;
         self.shared.snapshots_written.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::snapshot_written();
         Ok(started.elapsed())
     }
 
@@ -242,6 +292,9 @@ impl Collab {
     /// Joins the room of `document_id`, loading it if needed.
     pub async fn join(&self, document_id: Uuid, peer: Peer) -> Result<Connection, JoinError> {
         let s = &self.shared;
+        if s.shutting_down.load(Ordering::Relaxed) {
+            return Err(JoinError::ShuttingDown);
+        }
         if s.connections.fetch_add(1, Ordering::Relaxed) >= s.config.max_connections {
             s.connections.fetch_sub(1, Ordering::Relaxed);
             return Err(JoinError::TooManyConnections("on this server"));
@@ -303,8 +356,17 @@ impl Collab {
         !ours
     }
 
-    /// Who is in a document on this node (empty when its room is not loaded here).
+    /// Who is in a document: on this node, then on the others (from the bus; nothing
+    /// while it is down).
     pub async fn presence(&self, document_id: Uuid) -> Vec<PresenceEntry> {
+        let remote = self.shared.bus.remote_presence(document_id);
+        let mut here = self.local_presence(document_id).await;
+        here.extend(remote.await);
+        here
+    }
+
+    /// Who is in a document on this node (empty when its room is not loaded here).
+    async fn local_presence(&self, document_id: Uuid) -> Vec<PresenceEntry> {
         let room = self.shared.rooms.lock().expect("rooms lock").get(&document_id).cloned();
         let Some(room) = room else { return Vec::new() };
         let (reply, answer) = oneshot::channel();
@@ -312,6 +374,16 @@ impl Collab {
             return Vec::new();
         }
         answer.await.unwrap_or_default()
+    }
+
+    /// Open document sockets on this node (metrics).
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::Relaxed)
+    }
+
+    /// Whether shutdown has begun (`/readyz` then says so, and joins are refused).
+    pub fn shutting_down(&self) -> bool {
+        self.shared.shutting_down.load(Ordering::Relaxed)
     }
 
     /// Changes a document from the server (restore, setBody): `edit` runs in the
@@ -368,9 +440,11 @@ impl Collab {
         self.shared.rooms.lock().expect("rooms lock").len()
     }
 
-    /// Unloads every room: waits for pending commits, writes final snapshots and
-    /// closes sockets with 1001. For graceful shutdown.
+    /// Unloads every room: refuses new joins, waits for pending commits, writes final
+    /// snapshots and closes sockets with 1012 (clients reconnect, through the load
+    /// balancer to another node). For graceful shutdown.
     pub async fn shutdown(&self) {
+        self.shared.shutting_down.store(true, Ordering::Relaxed);
         let rooms: Vec<RoomHandle> = self
             .shared
             .rooms

@@ -12,6 +12,9 @@ use yrs::updates::encoder::Encode;
 pub mod close {
     /// Server shutting down: reconnect elsewhere or later.
     pub const GOING_AWAY: u16 = 1001;
+    /// This node is restarting or leaving the cluster (SIGTERM): reconnect now, and the
+    /// load balancer sends you to another node. Everything acknowledged is stored.
+    pub const SERVICE_RESTART: u16 = 1012;
     /// A frame that breaks the WebSocket protocol (RFC 6455).
     pub const PROTOCOL: u16 = 1002;
     /// A message type this server does not speak.

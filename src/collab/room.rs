@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures::Future;
 use futures::stream::{FuturesOrdered, StreamExt};
 use serde::Serialize;
-use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 use uuid::Uuid;
 use yrs::updates::decoder::Decode;
@@ -58,6 +58,109 @@ const SNAPSHOT_REST_FACTOR: u32 = 20;
 /// The longest rest, whatever the last snapshot took (a disk that stalled for seconds
 /// would otherwise leave a small document's log growing for minutes).
 const SNAPSHOT_REST_MAX: Duration = Duration::from_secs(10);
+/// How long a gap in the sequence numbers a room has applied may last before it catches
+/// up from the database. Another node's update reaches this one through the bus a
+/// millisecond or so after it was stored, and this node's own commit can overtake it, so
+/// a gap is normal for a moment; one that lasts means a message was lost.
+const GAP_WAIT: Duration = Duration::from_millis(500);
+
+/// Which updates of the log a room's document holds: every one up to `applied`, and
+/// those in `ahead` (past a gap). Several nodes append to one document's log (the
+/// database gives out the numbers, migration 0007), and a room learns of each update
+/// either as its own commit's answer or from the bus, in any order.
+///
+/// A snapshot covers `applied` only: everything up to it is in the document, so
+/// deleting those rows loses nothing, whatever other nodes did meanwhile.
+#[derive(Debug, Default)]
+pub(super) struct SeqLog {
+    applied: i64,
+    ahead: std::collections::BTreeSet<i64>,
+}
+
+impl SeqLog {
+    fn starting_at(applied: i64) -> Self {
+        Self {
+            applied,
+            ahead: Default::default(),
+        }
+    }
+
+    /// Whether the document holds update `seq`.
+    fn has(&self, seq: i64) -> bool {
+        seq <= self.applied || self.ahead.contains(&seq)
+    }
+
+    /// Notes that the document now holds update `seq`.
+    fn note(&mut self, seq: i64) {
+        if seq == self.applied + 1 && self.ahead.is_empty() {
+            self.applied = seq; // the common case: in order
+            return;
+        }
+        if self.has(seq) {
+            return;
+        }
+        self.ahead.insert(seq);
+        while self.ahead.first() == Some(&(self.applied + 1)) {
+            self.ahead.pop_first();
+            self.applied += 1;
+        }
+    }
+
+    /// Notes that the document holds every update up to `seq` (a catch-up).
+    fn note_through(&mut self, seq: i64) {
+        if seq > self.applied {
+            self.applied = seq;
+            self.ahead = self.ahead.split_off(&(seq + 1));
+            while self.ahead.first() == Some(&(self.applied + 1)) {
+                self.ahead.pop_first();
+                self.applied += 1;
+            }
+        }
+    }
+
+    fn gap(&self) -> bool {
+        !self.ahead.is_empty()
+    }
+}
+
+/// Why a room caught up from the database (the `vellum_catchups_total` metric's `cause`).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum CatchUp {
+    /// A gap in the sequence numbers lasted `GAP_WAIT`.
+    Gap,
+    /// The bus reconnected or resubscribed: messages may have been lost meanwhile.
+    Reconnect,
+    /// The database's last sequence number stayed ahead of the room's over two probes.
+    Probe,
+    /// The room read the bus too slowly and missed messages.
+    Lagged,
+}
+
+impl CatchUp {
+    fn label(self) -> &'static str {
+        match self {
+            CatchUp::Gap => "gap",
+            CatchUp::Reconnect => "reconnect",
+            CatchUp::Probe => "probe",
+            CatchUp::Lagged => "lagged",
+        }
+    }
+}
+
+/// A snapshot encoded while some of this room's updates in it were not yet stored:
+/// written once they are ([`Room::on_durable`]).
+struct PendingSnapshot {
+    state: Vec<u8>,
+    /// Written once this many of the room's own updates are stored...
+    own: u64,
+    /// ...covering this (what the log held when it was encoded)...
+    applied: i64,
+    /// ...or, if no other node's update was applied since (this epoch), what the log
+    /// holds once they are stored.
+    remote_epoch: u64,
+    encoding: Duration,
+    permit: OwnedSemaphorePermit,
+}
 
 pub(super) enum Cmd {
     Join {
@@ -78,6 +181,10 @@ pub(super) enum Cmd {
     },
     Shutdown {
         reply: oneshot::Sender<()>,
+    },
+    /// The database's last sequence number for this document (`Collab`'s probe).
+    Probe {
+        last_seq: i64,
     },
     /// A change made by the server (restore, setBody): applied in this room's document,
     /// stored and broadcast like any client update.
@@ -120,7 +227,7 @@ pub(super) struct RoomHandle {
 }
 
 /// One person (one connection) in a document, for the presence API.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PresenceEntry {
     pub user_id: Option<Uuid>,
@@ -151,7 +258,6 @@ struct Conn {
 /// Something that may reach clients only once everything before it is durable.
 enum Durable {
     Update {
-        seq: i64,
         data: Bytes,
         result: WriteResult,
         /// A server-side edit waiting for this update to be stored.
@@ -197,9 +303,19 @@ struct Room {
     doc: Doc,
     conns: HashMap<ConnId, Conn>,
     awareness: Awareness,
-    /// The last sequence number given to an update.
-    last_seq: i64,
-    durable_seq: watch::Sender<i64>,
+    /// Which updates of the stored log the document holds.
+    log: SeqLog,
+    /// This room's own updates handed to the writer, and how many of them are stored.
+    own_submitted: u64,
+    own_stored: u64,
+    /// Counts other nodes' updates (and catch-ups) applied: a snapshot encoded before one
+    /// covers only what the log held then.
+    remote_epoch: u64,
+    pending_snapshot: Option<PendingSnapshot>,
+    /// Since when the log has had a gap.
+    gap_since: Option<Instant>,
+    /// The database's last sequence number at the previous probe, if it was ahead.
+    probe_ahead: Option<i64>,
     /// Approximate stored size: last snapshot plus updates since.
     size: usize,
     /// The updates stored after the last snapshot: how many, and their bytes.
@@ -260,8 +376,13 @@ async fn run(collab: Collab, id: Uuid, generation: u64, mut rx: mpsc::Receiver<C
         doc: Doc::new(), // replaced once built
         conns: HashMap::new(),
         awareness: Awareness::default(),
-        last_seq,
-        durable_seq: watch::Sender::new(last_seq),
+        log: SeqLog::starting_at(last_seq),
+        own_submitted: 0,
+        own_stored: 0,
+        remote_epoch: 0,
+        pending_snapshot: None,
+        gap_since: None,
+        probe_ahead: None,
         size,
         since_snapshot: logged,
         snapshot_permit: Arc::new(Semaphore::new(1)),
@@ -326,6 +447,10 @@ async fn run(collab: Collab, id: Uuid, generation: u64, mut rx: mpsc::Receiver<C
             },
             Some(d) = room.inflight.next(), if !room.inflight.is_empty() => room.on_durable(d, &mut rx).await,
             msg = bus_rx.recv() => room.on_bus(msg, &mut bus_rx).await,
+            _ = tokio::time::sleep_until(room.gap_since.map_or(unload_at, |t| t + GAP_WAIT)), if room.gap_since.is_some() => {
+                room.catch_up(CatchUp::Gap).await;
+                Flow::Continue
+            }
             _ = tokio::time::sleep_until(unload_at), if idle && room.unload_at.is_some() => room.try_unload(&mut rx).await,
         };
         if let Flow::Stop = flow {
@@ -413,7 +538,7 @@ fn refuse(cmd: Cmd, refusal: impl Fn() -> JoinRefused) {
         Cmd::Edit { reply, .. } => {
             let _ = reply.send(Err(EditError::Failed("the document was unloading; try again".into())));
         }
-        Cmd::Frame { .. } | Cmd::Leave { .. } => {}
+        Cmd::Frame { .. } | Cmd::Leave { .. } | Cmd::Probe { .. } => {}
     }
 }
 
@@ -582,6 +707,10 @@ impl Room {
                 let _ = reply.send(self.presence());
                 Flow::Continue
             }
+            Cmd::Probe { last_seq } => {
+                self.on_probe(last_seq).await;
+                Flow::Continue
+            }
             Cmd::Shutdown { reply } => {
                 while let Some(d) = self.inflight.next().await {
                     if let Flow::Stop = self.on_durable(d, rx).await {
@@ -591,8 +720,11 @@ impl Room {
                 }
                 self.final_snapshot().await;
                 for c in self.conns.values() {
-                    c.out.kill(close::GOING_AWAY, "server shutting down");
+                    c.out.kill(close::SERVICE_RESTART, "server restarting; reconnect");
                 }
+                self.conns.clear();
+                self.awareness = Awareness::default();
+                self.presence_changed();
                 self.collab.unregister_if(self.id, self.generation, || true);
                 drain(rx, || JoinRefused::Retry);
                 let _ = reply.send(());
@@ -627,7 +759,7 @@ impl Room {
             },
         );
         self.unload_at = None;
-        self.publish(BusEvent::PresenceChanged);
+        self.presence_changed();
         true
     }
 
@@ -835,28 +967,17 @@ impl Room {
         }
     }
 
-    /// Gives an applied update the next sequence number and hands it to the writer;
-    /// it reaches clients (and `edited` its answer) once committed.
+    /// Hands an applied update to the writer, which gives it its sequence number; it
+    /// reaches clients (and `edited` its answer) once committed.
     async fn store(&mut self, data: Bytes, author: Option<Uuid>, edited: Option<EditReply>) {
-        self.last_seq += 1;
-        let seq = self.last_seq;
+        self.own_submitted += 1;
         self.size += data.len();
-        let ack = self
-            .collab
-            .shared
-            .writer
-            .append(self.id, seq, data.clone(), author)
-            .await;
+        let ack = self.collab.shared.writer.append(self.id, data.clone(), author).await;
         self.inflight.push_back(Box::pin(async move {
             let result = ack
                 .await
                 .unwrap_or_else(|_| Err("the writer dropped the update".into()));
-            Durable::Update {
-                seq,
-                data,
-                result,
-                edited,
-            }
+            Durable::Update { data, result, edited }
         }));
     }
 
@@ -926,12 +1047,14 @@ impl Room {
                 let _ = answer.reply.send(Ok(answer.edited));
             }
             Durable::Update {
-                seq,
                 data,
-                result: Ok(()),
+                result: Ok(seq),
                 edited,
             } => {
-                self.durable_seq.send_replace(seq);
+                self.own_stored += 1;
+                self.log.note(seq);
+                self.watch_gap();
+                crate::metrics::update_accepted();
                 self.broadcast(protocol::update(&data));
                 self.since_snapshot.0 += 1;
                 self.since_snapshot.1 += data.len() as u64;
@@ -940,20 +1063,26 @@ impl Room {
                 if let Some(answer) = edited {
                     let _ = answer.reply.send(Ok(answer.edited));
                 }
+                if self.pending_snapshot.as_ref().is_some_and(|p| p.own <= self.own_stored) {
+                    let p = self.pending_snapshot.take().expect("checked above");
+                    let covers = if p.remote_epoch == self.remote_epoch {
+                        self.log.applied
+                    } else {
+                        p.applied
+                    };
+                    self.spawn_snapshot(p.state, covers, p.encoding, p.permit);
+                }
                 self.maybe_snapshot().await;
             }
             Durable::Update {
-                seq,
-                result: Err(e),
-                edited,
-                ..
+                result: Err(e), edited, ..
             } => {
                 if let Some(answer) = edited {
                     let _ = answer
                         .reply
                         .send(Err(EditError::Failed("the change could not be saved".into())));
                 }
-                tracing::error!(document = %self.id, seq, error = %e, "update was not stored; reloading the room");
+                tracing::error!(document = %self.id, error = %e, "update was not stored; reloading the room");
                 return self
                     .poison("an update could not be saved; reconnect to resync", rx)
                     .await;
@@ -978,35 +1107,50 @@ impl Room {
             return; // one is being written; the next update or the final snapshot follows up
         };
         let started = Instant::now();
-        let Some((state, covers)) = self.encode_state().await else {
+        let Some(state) = self.encode_state().await else {
             return;
         };
         let encoding = started.elapsed();
         self.since_snapshot = (0, 0);
         self.size = state.len();
-        let mut durable = self.durable_seq.subscribe();
+        if self.own_stored == self.own_submitted {
+            // Everything in the state is stored: it covers what the log holds.
+            self.spawn_snapshot(state, self.log.applied, encoding, permit);
+        } else {
+            // Written once the room's own updates in it are stored, and never covering
+            // an update of another node that the state lacks (`PendingSnapshot`).
+            self.pending_snapshot = Some(PendingSnapshot {
+                state,
+                own: self.own_submitted,
+                applied: self.log.applied,
+                remote_epoch: self.remote_epoch,
+                encoding,
+                permit,
+            });
+        }
+    }
+
+    /// Writes a snapshot in the background; the room rests after it (`SNAPSHOT_REST_FACTOR`).
+    fn spawn_snapshot(&self, state: Vec<u8>, covers: i64, encoding: Duration, permit: OwnedSemaphorePermit) {
         let (collab, id, rest) = (self.collab.clone(), self.id, self.snapshot_rest.clone());
         tokio::spawn(async move {
-            // Written only once everything it covers is durable; abandoned if the room fails.
-            if durable.wait_for(|d| *d >= covers).await.is_ok() {
-                match collab.write_snapshot(id, &state, covers).await {
-                    Ok(writing) => {
-                        let until = Instant::now() + snapshot_rest(encoding + writing);
-                        *rest.lock().unwrap_or_else(|e| e.into_inner()) = until;
-                    }
-                    Err(e) => {
-                        tracing::warn!(document = %id, error = ?e, "snapshot failed; the update log still has everything")
-                    }
+            match collab.write_snapshot(id, &state, covers).await {
+                Ok(writing) => {
+                    let until = Instant::now() + snapshot_rest(encoding + writing);
+                    *rest.lock().unwrap_or_else(|e| e.into_inner()) = until;
+                }
+                Err(e) => {
+                    tracing::warn!(document = %id, error = ?e, "snapshot failed; the update log still has everything")
                 }
             }
             drop(permit);
         });
     }
 
-    /// The whole state and the sequence number it covers.
-    /// `None` if yrs fails to encode the document: then no snapshot is written and the
-    /// update log keeps everything (an empty snapshot would delete what it "covers").
-    async fn encode_state(&self) -> Option<(Vec<u8>, i64)> {
+    /// The whole state. `None` if yrs fails to encode the document: then no snapshot is
+    /// written and the update log keeps everything (an empty snapshot would delete what
+    /// it "covers").
+    async fn encode_state(&self) -> Option<Vec<u8>> {
         let doc = self.doc.clone();
         let encode = move || {
             catch_unwind(AssertUnwindSafe(|| {
@@ -1015,7 +1159,7 @@ impl Room {
             .ok()
         };
         match tokio::task::spawn_blocking(encode).await.ok().flatten() {
-            Some(state) => Some((state, self.last_seq)),
+            Some(state) => Some(state),
             None => {
                 tracing::error!(document = %self.id, "could not encode the document; no snapshot written");
                 None
@@ -1028,10 +1172,12 @@ impl Room {
         if self.since_snapshot.0 == 0 || !self.inflight.is_empty() {
             return;
         }
+        self.pending_snapshot = None; // its permit goes back; this one covers more
         let Ok(_permit) = self.snapshot_permit.acquire().await else {
             return;
         };
-        let Some((state, covers)) = self.encode_state().await else {
+        let covers = self.log.applied;
+        let Some(state) = self.encode_state().await else {
             return;
         };
         match self.collab.write_snapshot(self.id, &state, covers).await {
@@ -1067,7 +1213,7 @@ impl Room {
         while let Some(d) = self.inflight.next().await {
             // A committed edit is durable even though this room goes away: say so.
             if let Durable::Update {
-                result: Ok(()),
+                result: Ok(_),
                 edited: Some(answer),
                 ..
             } = d
@@ -1077,7 +1223,7 @@ impl Room {
         }
         self.collab.unregister_if(self.id, self.generation, || true);
         drain(rx, || JoinRefused::Retry);
-        self.publish(BusEvent::PresenceChanged);
+        self.presence_changed();
         Flow::Stop
     }
 
@@ -1089,7 +1235,10 @@ impl Room {
         match msg {
             Ok(m) if *m.origin == *self.collab.node_id() => {}
             Ok(m) => match m.event {
-                BusEvent::Update { data, .. } => {
+                BusEvent::Update { seq, data } => {
+                    if self.log.has(seq) {
+                        return Flow::Continue; // a catch-up brought it already
+                    }
                     let doc = self.doc.clone();
                     let input = data.clone();
                     let cap = usize::MAX;
@@ -1099,30 +1248,69 @@ impl Room {
                     .await
                     .is_ok_and(|r| matches!(r, Ok(Applied::Ok | Applied::Empty)));
                     if ok {
+                        self.log.note(seq);
+                        self.remote_epoch += 1;
+                        self.watch_gap();
                         self.broadcast(protocol::update(&data));
                         self.collab.shared.content_changes.mark(self.id);
+                    } else {
+                        // Stored by another node, so the database has it: read it from there.
+                        self.catch_up(CatchUp::Gap).await;
                     }
                 }
                 BusEvent::Awareness { data } => self.on_awareness(REMOTE, protocol::awareness_entries(&data), &data),
+                BusEvent::Resync => self.catch_up(CatchUp::Reconnect).await,
                 BusEvent::PresenceChanged | BusEvent::DocumentChanged { .. } | BusEvent::VersionCreated { .. } => {}
             },
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 tracing::warn!(document = %self.id, missed = n, "bus lagged; catching up from the database");
-                self.catch_up().await;
+                self.catch_up(CatchUp::Lagged).await;
             }
             Err(broadcast::error::RecvError::Closed) => {
                 *bus_rx = self.collab.bus().subscribe_remote(self.id);
-                self.catch_up().await;
+                self.catch_up(CatchUp::Reconnect).await;
             }
         }
         Flow::Continue
     }
 
-    /// Applies whatever the database has that this room might have missed.
-    async fn catch_up(&mut self) {
-        let Ok(state) = self.collab.shared.store.load_document_state(self.id).await else {
+    /// Starts or stops the gap timer after the log changed.
+    fn watch_gap(&mut self) {
+        match (self.log.gap(), self.gap_since) {
+            (true, None) => self.gap_since = Some(Instant::now()),
+            (false, Some(_)) => self.gap_since = None,
+            _ => {}
+        }
+    }
+
+    /// The database's last sequence number is `last_seq`: a room behind it for two
+    /// probes in a row (an update stored elsewhere whose bus message never came, and
+    /// nothing after it to show the gap) catches up.
+    async fn on_probe(&mut self, last_seq: i64) {
+        if last_seq <= self.log.applied {
+            self.probe_ahead = None;
             return;
+        }
+        match self.probe_ahead {
+            Some(before) if self.log.applied < before => self.catch_up(CatchUp::Probe).await,
+            _ => self.probe_ahead = Some(last_seq),
+        }
+    }
+
+    /// Applies whatever the database has past the updates this room holds in an unbroken
+    /// run: the snapshot, if it covers more, and the updates after.
+    async fn catch_up(&mut self, cause: CatchUp) {
+        crate::metrics::catch_up(cause.label());
+        let after = self.log.applied;
+        let state = match self.collab.shared.store.load_document_state_after(self.id, after).await {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::warn!(document = %self.id, error = ?e, "could not catch up from the database; trying again later");
+                self.gap_since = Some(Instant::now());
+                return;
+            }
         };
+        let through = state.last_seq();
         let doc = self.doc.clone();
         let diff = tokio::task::spawn_blocking(move || {
             let before = doc.transact().state_vector();
@@ -1138,8 +1326,15 @@ impl Room {
         })
         .await
         .unwrap_or_default();
+        self.log.note_through(through);
+        self.remote_epoch += 1;
+        self.probe_ahead = None;
+        self.gap_since = None;
+        self.watch_gap();
         if Update::decode_v1(&diff).is_ok_and(|u| !u.is_empty()) {
+            tracing::debug!(document = %self.id, cause = cause.label(), after, through, "caught up from the database");
             self.broadcast(protocol::update(&diff));
+            self.collab.shared.content_changes.mark(self.id);
         }
     }
 
@@ -1161,7 +1356,7 @@ impl Room {
         self.broadcast(frame.clone());
         if conn != REMOTE {
             self.publish(BusEvent::Awareness { data: frame });
-            self.publish(BusEvent::PresenceChanged);
+            self.presence_changed();
         }
     }
 
@@ -1199,6 +1394,15 @@ impl Room {
             }
         }
         out
+    }
+
+    /// Tells subscribers (on every node) that who is here changed.
+    fn presence_changed(&self) {
+        let bus = self.collab.bus();
+        if bus.shared() {
+            bus.set_presence(self.id, self.presence());
+        }
+        self.publish(BusEvent::PresenceChanged);
     }
 
     fn publish(&self, event: BusEvent) {
@@ -1249,7 +1453,7 @@ impl Room {
             self.broadcast(frame.clone());
             self.publish(BusEvent::Awareness { data: frame });
         }
-        self.publish(BusEvent::PresenceChanged);
+        self.presence_changed();
         if self.conns.is_empty() {
             self.unload_at = Some(Instant::now() + Duration::from_millis(self.collab.config().unload_grace_ms));
         }

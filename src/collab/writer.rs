@@ -12,14 +12,14 @@ use uuid::Uuid;
 
 use crate::store::{Fold, HeldConnection, NewUpdate, Store};
 
-pub type WriteResult = Result<(), String>;
+/// The sequence number the update got, or why it was not stored.
+pub type WriteResult = Result<i64, String>;
 
 /// How long the group commit keeps its connection with nothing to write.
 const KEEP_IDLE: std::time::Duration = std::time::Duration::from_millis(250);
 
 struct Job {
     document_id: Uuid,
-    seq: i64,
     data: Bytes,
     author: Option<Uuid>,
     reply: oneshot::Sender<WriteResult>,
@@ -48,18 +48,12 @@ impl Writer {
         self.release.notify_one();
     }
 
-    /// Queues an update; the receiver resolves once it is committed (or failed).
-    pub async fn append(
-        &self,
-        document_id: Uuid,
-        seq: i64,
-        data: Bytes,
-        author: Option<Uuid>,
-    ) -> oneshot::Receiver<WriteResult> {
+    /// Queues an update; the receiver resolves once it is committed, with its sequence
+    /// number (or failed).
+    pub async fn append(&self, document_id: Uuid, data: Bytes, author: Option<Uuid>) -> oneshot::Receiver<WriteResult> {
         let (reply, rx) = oneshot::channel();
         let job = Job {
             document_id,
-            seq,
             data,
             author,
             reply,
@@ -136,18 +130,28 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize, releas
             .iter()
             .map(|j| NewUpdate {
                 document_id: j.document_id,
-                seq: j.seq,
                 data: &j.data,
                 author_id: j.author,
             })
             .collect();
+        let started = std::time::Instant::now();
         let result = store.append_updates_on(&mut held, &rows).await.map_err(|e| {
             tracing::error!(error = ?e, rows = rows.len(), "group commit failed");
             format!("{e:#}")
         });
+        crate::metrics::group_commit(rows.len(), started.elapsed(), result.is_ok());
         drop(rows);
-        for job in batch.drain(..) {
-            let _ = job.reply.send(result.clone());
+        match result {
+            Ok(seqs) => {
+                for (job, seq) in batch.drain(..).zip(seqs) {
+                    let _ = job.reply.send(Ok(seq));
+                }
+            }
+            Err(e) => {
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+            }
         }
         fold(&store, &mut held, Fold::IfDue, keep).await;
     }

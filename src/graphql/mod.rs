@@ -98,8 +98,14 @@ pub async fn graphql_handler(
             return error_response(StatusCode::UNAUTHORIZED, code, &e.public_message(), None);
         }
     };
+    crate::metrics::graphql_operation(crate::metrics::operation_kind(&request.query));
     let mut response = schema.execute(request.data(principal).data(app.clone())).await;
     classify_engine_errors(&mut response);
+    for err in &response.errors {
+        if let Some(async_graphql::Value::String(code)) = err.extensions.as_ref().and_then(|e| e.get("code")) {
+            crate::metrics::graphql_error(code);
+        }
+    }
     let headers = std::mem::take(&mut response.http_headers);
     let mut out = axum::Json(response).into_response();
     out.headers_mut().extend(headers);

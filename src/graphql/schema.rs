@@ -142,7 +142,7 @@ impl Query {
         Ok(DocumentConnection::new(page, order))
     }
 
-    /// Who is in a document right now (on this server): one entry per connection,
+    /// Who is in a document right now, on every node of a cluster: one entry per connection,
     /// with the name, colour and cursor from its awareness state.
     async fn presence(&self, ctx: &Context<'_>, document_id: ID) -> Result<Vec<Presence>> {
         let (st, who) = (state(ctx), caller(ctx));

@@ -8,11 +8,11 @@ use uuid::Uuid;
 
 use super::{Held, HeldConnection, Pool, Store, now, on_db};
 
-/// One update to append, as part of a group commit.
+/// One update to append, as part of a group commit. Its sequence number is given out
+/// by the append ([`Store::append_updates`]).
 #[derive(Clone, Copy)]
 pub struct NewUpdate<'a> {
     pub document_id: Uuid,
-    pub seq: i64,
     pub data: &'a [u8],
     pub author_id: Option<Uuid>,
 }
@@ -103,6 +103,20 @@ const LOAD_SQLITE: &str = "select 0 as kind, seq, state as data from document_sn
      and not exists (select 1 from document_updates u where u.document_id = $1 and u.seq = r.seq) \
      order by kind, seq";
 
+/// [`LOAD_POSTGRES`] past update `$2`.
+const LOAD_AFTER_POSTGRES: &str = "select 0 as kind, seq, state as data from document_snapshots \
+     where document_id = $1 and seq > $2 \
+     union all select 1 as kind, seq, data from document_updates where document_id = $1 and seq > $2 \
+     order by kind, seq";
+/// [`LOAD_SQLITE`] past update `$2` (a recent row a snapshot covers may come too: it is
+/// in the snapshot already, and applying it again changes nothing).
+const LOAD_AFTER_SQLITE: &str = "select 0 as kind, seq, state as data from document_snapshots \
+     where document_id = $1 and seq > $2 \
+     union all select 1 as kind, seq, data from document_updates where document_id = $1 and seq > $2 \
+     union all select 1 as kind, seq, data from document_updates_recent r where document_id = $1 and seq > $2 \
+     and not exists (select 1 from document_updates u where u.document_id = $1 and u.seq = r.seq) \
+     order by kind, seq";
+
 /// Rows per insert statement of a group commit on SQLite: 5 parameters each stays far
 /// below its limit.
 const ROWS_PER_STATEMENT: usize = 100;
@@ -141,10 +155,52 @@ impl Store {
         Ok(state)
     }
 
+    /// What the database holds of a document past update `after`: the snapshot if it
+    /// covers more, and the updates after `after` (what a room that holds an unbroken
+    /// run up to `after` lacks). One statement, as [`Store::load_document_state`].
+    pub async fn load_document_state_after(&self, document_id: Uuid, after: i64) -> anyhow::Result<StoredState> {
+        let sql = match self.pool {
+            Pool::Postgres(_) => LOAD_AFTER_POSTGRES,
+            Pool::Sqlite(_) => LOAD_AFTER_SQLITE,
+        };
+        let rows: Vec<(i32, i64, Vec<u8>)> =
+            on_db!(self, p => sqlx::query_as(sql).bind(document_id).bind(after).fetch_all(p).await)?;
+        let mut state = StoredState {
+            snapshot: None,
+            updates: Vec::with_capacity(rows.len()),
+        };
+        for (kind, seq, data) in rows {
+            if kind == 0 {
+                state.snapshot = Some((data, seq));
+            } else {
+                state.updates.push((seq, data));
+            }
+        }
+        Ok(state)
+    }
+
+    /// The last sequence number given out for each of `documents` (PostgreSQL; what the
+    /// rooms' probe compares with). Empty on SQLite, where this process is the only writer.
+    pub async fn last_seqs(&self, documents: &[Uuid]) -> anyhow::Result<Vec<(Uuid, i64)>> {
+        match &self.pool {
+            Pool::Postgres(p) if !documents.is_empty() => Ok(sqlx::query_as(
+                "select document_id, last_seq from document_seqs where document_id = any($1)",
+            )
+            .bind(documents)
+            .fetch_all(p)
+            .await?),
+            _ => Ok(Vec::new()),
+        }
+    }
+
     /// Appends `updates` (of any documents) in one transaction: the group commit, one
-    /// commit per batch whatever its size. PostgreSQL takes the whole batch in one
-    /// statement, as arrays; SQLite in multi-row inserts of up to 100 rows.
-    pub async fn append_updates(&self, updates: &[NewUpdate<'_>]) -> anyhow::Result<()> {
+    /// commit per batch whatever its size. Returns the sequence number each got, in
+    /// order: per document the next ones after everything stored, in the order given.
+    /// PostgreSQL gives them out in the database (migration 0007: several nodes may
+    /// append to one document), in one statement taking the batch as arrays; on SQLite
+    /// this process is the only writer and gives them out under the write turn, in
+    /// multi-row inserts of up to 100 rows.
+    pub async fn append_updates(&self, updates: &[NewUpdate<'_>]) -> anyhow::Result<Vec<i64>> {
         self.append_updates_on(&mut None, updates).await
     }
 
@@ -156,9 +212,9 @@ impl Store {
         &self,
         held: &mut Option<HeldConnection>,
         updates: &[NewUpdate<'_>],
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Vec<i64>> {
         if updates.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut turn = self.write_turn().await;
         let mut conn = match held.take() {
@@ -177,30 +233,33 @@ impl Store {
         conn: &mut HeldConnection,
         tail: Option<&mut LogTail>,
         updates: &[NewUpdate<'_>],
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Vec<i64>> {
         let created = now();
         let c = match &mut conn.held {
             Held::Postgres(c) => {
                 // One statement for any batch, its rows as arrays: multi-row VALUES made
                 // every batch size a statement of its own, parsed and planned again and
                 // again by the database server (BENCHMARKS.md, change 29).
-                let sql = "insert into document_updates (document_id, seq, data, author_id, created_at) \
-                           select d, s, x, a, $5 from unnest($1::uuid[], $2::int8[], $3::bytea[], $4::uuid[]) as t(d, s, x, a)";
-                sqlx::query(sql)
+                let seqs: Vec<i64> = sqlx::query_scalar("select vellum_append_updates($1, $2, $3, $4)")
                     .bind(updates.iter().map(|u| u.document_id).collect::<Vec<_>>())
-                    .bind(updates.iter().map(|u| u.seq).collect::<Vec<_>>())
                     .bind(updates.iter().map(|u| u.data).collect::<Vec<_>>())
                     .bind(updates.iter().map(|u| u.author_id).collect::<Vec<_>>())
                     .bind(created)
-                    .execute(&mut **c)
+                    .fetch_one(&mut **c)
                     .await?;
-                return Ok(());
+                anyhow::ensure!(
+                    seqs.len() == updates.len(),
+                    "the database numbered {} of {} updates",
+                    seqs.len(),
+                    updates.len()
+                );
+                return Ok(seqs);
             }
             Held::Sqlite(c) => c,
         };
         let tail = tail.context("an SQLite write without the write turn")?;
         know_tail(c, tail).await?;
-        let last = next_last_seqs(c, tail, updates).await?;
+        let (seqs, last) = next_seqs(c, tail, updates).await?;
         // A batch of one or two documents writes a page of the log per document either
         // way: straight into it, with nothing to move later.
         let direct = last.len() <= DIRECT_MAX_DOCUMENTS;
@@ -209,12 +268,12 @@ impl Store {
             // one round trip to SQLite's worker thread instead of three, with the same
             // single commit (BENCHMARKS.md, "fan-out").
             let sql = update_rows(updates.len(), direct);
-            bind_updates(&sql, updates, created).execute(&mut **c).await?;
+            bind_updates(&sql, updates, &seqs, created).execute(&mut **c).await?;
         } else {
             let mut tx = sqlx::Connection::begin(&mut **c).await?;
-            for chunk in updates.chunks(ROWS_PER_STATEMENT) {
+            for (chunk, seqs) in updates.chunks(ROWS_PER_STATEMENT).zip(seqs.chunks(ROWS_PER_STATEMENT)) {
                 let sql = update_rows(chunk.len(), direct);
-                bind_updates(&sql, chunk, created).execute(&mut *tx).await?;
+                bind_updates(&sql, chunk, seqs, created).execute(&mut *tx).await?;
             }
             tx.commit().await?;
         }
@@ -233,7 +292,7 @@ impl Store {
                     .collect();
             tail.last_seq.retain(|d, _| recent.contains(d));
         }
-        Ok(())
+        Ok(seqs)
     }
 
     /// Moves the update log's recent rows into `document_updates` on SQLite (migration
@@ -314,7 +373,12 @@ impl Store {
     }
 
     /// Replaces the snapshot with `state` covering updates up to `seq`, and deletes
-    /// those updates, in one transaction. A snapshot never moves backwards.
+    /// those updates, in one transaction. The database guards the range, whichever node
+    /// writes: a snapshot never moves backwards (one covering less than the stored one is
+    /// not stored, and deletes nothing the stored one does not cover), and on PostgreSQL
+    /// it cannot cover a sequence number not yet given out. That the state holds every
+    /// update up to `seq` is the writer's part (a room covers only the unbroken run of
+    /// updates it has applied: `collab::room`, `SeqLog`).
     pub async fn write_snapshot(&self, document_id: Uuid, state: &[u8], seq: i64) -> anyhow::Result<()> {
         // Even an empty Yjs document encodes to two bytes; nothing shorter is a state,
         // and storing it would delete the updates it claims to cover.
@@ -324,12 +388,20 @@ impl Store {
                       on conflict (document_id) do update
                       set state = excluded.state, seq = excluded.seq, created_at = excluded.created_at
                       where document_snapshots.seq < excluded.seq";
-        let delete = "delete from document_updates where document_id = $1 and seq <= $2";
+        let delete = "delete from document_updates where document_id = $1 \
+                      and seq <= (select seq from document_snapshots where document_id = $1)";
         let _turn = self.write_turn().await;
         on_db!(self, p => {
             let mut tx = p.begin().await?;
+            if matches!(self.pool, Pool::Postgres(_)) {
+                let given: i64 = sqlx::query_scalar("select coalesce(max(last_seq), 0) from document_seqs where document_id = $1")
+                    .bind(document_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                anyhow::ensure!(seq <= given, "a snapshot covering update {seq} of {document_id}, of which only {given} were given out");
+            }
             sqlx::query(upsert).bind(document_id).bind(state).bind(seq).bind(now()).execute(&mut *tx).await?;
-            sqlx::query(delete).bind(document_id).bind(seq).execute(&mut *tx).await?;
+            sqlx::query(delete).bind(document_id).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -589,15 +661,15 @@ async fn know_tail(c: &mut sqlx::SqliteConnection, tail: &mut LogTail) -> anyhow
     Ok(())
 }
 
-/// Checks that every update goes past the last sequence number stored for its document
+/// Gives each update the next sequence number of its document, past the last one stored
 /// (read from the database for documents the tail does not know), in order within the
-/// batch, and returns each document's last one after the batch. An error stores
-/// nothing: the batch is all or nothing, as with `document_updates`' primary key.
-async fn next_last_seqs(
+/// batch; returns them, and each document's last one after the batch (for the tail
+/// once the batch is stored).
+async fn next_seqs(
     c: &mut sqlx::SqliteConnection,
     tail: &LogTail,
     updates: &[NewUpdate<'_>],
-) -> anyhow::Result<HashMap<Uuid, i64>> {
+) -> anyhow::Result<(Vec<i64>, HashMap<Uuid, i64>)> {
     let mut last: HashMap<Uuid, i64> = HashMap::new();
     let mut unknown: Vec<Uuid> = updates
         .iter()
@@ -620,21 +692,17 @@ async fn next_last_seqs(
         }
         last.extend(q.fetch_all(&mut *c).await?);
     }
+    let mut seqs = Vec::with_capacity(updates.len());
     for u in updates {
         let before = last
             .get(&u.document_id)
             .or_else(|| tail.last_seq.get(&u.document_id))
             .copied()
             .unwrap_or(0);
-        anyhow::ensure!(
-            u.seq > before,
-            "document {}: sequence number {} is already used (the last one stored is {before})",
-            u.document_id,
-            u.seq
-        );
-        last.insert(u.document_id, u.seq);
+        seqs.push(before + 1);
+        last.insert(u.document_id, before + 1);
     }
-    Ok(last)
+    Ok((seqs, last))
 }
 
 /// SQLite's multi-row insert of `rows` updates, into the recent rows (migration 0005)
@@ -655,13 +723,14 @@ fn update_rows(rows: usize, direct: bool) -> String {
 fn bind_updates<'q>(
     sql: &'q str,
     updates: &'q [NewUpdate<'q>],
+    seqs: &[i64],
     created: DateTime<Utc>,
 ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
     let mut q = sqlx::query(sql);
-    for u in updates {
+    for (u, seq) in updates.iter().zip(seqs) {
         q = q
             .bind(u.document_id)
-            .bind(u.seq)
+            .bind(*seq)
             .bind(u.data)
             .bind(u.author_id)
             .bind(created);
@@ -733,7 +802,6 @@ mod tests {
             async move {
                 let row = NewUpdate {
                     document_id: doc,
-                    seq: 1,
                     data: &[0, 0],
                     author_id: None,
                 };

@@ -17,7 +17,12 @@ use vellum::store::Store;
 
 pub const TEST_SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
 
-#[derive(Clone, Copy, Debug)]
+/// The Redis the cluster tests use: `VELLUM_TEST_REDIS`, default the local one.
+pub fn redis_url() -> String {
+    std::env::var("VELLUM_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
     Postgres,
@@ -175,8 +180,14 @@ impl TestApp {
 
     /// Another node on the same database, with its own data directory.
     pub async fn second_node(&self, data_dir: &std::path::Path) -> TestApp {
+        self.second_node_with(data_dir, |_| {}).await
+    }
+
+    /// [`TestApp::second_node`] with settings of its own.
+    pub async fn second_node_with(&self, data_dir: &std::path::Path, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let mut config = self.config.clone();
         config.server.data_dir = data_dir.to_path_buf();
+        adjust(&mut config);
         let state = vellum::app::build_state(config.clone()).await.expect("a second node");
         TestApp {
             router: vellum::app::router(state.clone()),

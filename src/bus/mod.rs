@@ -1,8 +1,18 @@
-//! Cross-node fan-out. Single node: [`InProcessBus`]. Many nodes: a Redis
-//! implementation of the same trait (not in this build).
+//! Cross-node fan-out. Single node: [`InProcessBus`]. Many nodes: [`RedisBus`]
+//! (`bus.redis_url`), Redis pub/sub with a channel per document.
 //!
-//! Invariant: the bus is derived state. A node that misses messages catches up from
-//! the database; nothing is only on the bus.
+//! Invariant: the bus is derived state, never on the durability path. A node that
+//! misses messages catches up from the database (a room sees a gap in the sequence
+//! numbers, a [`BusEvent::Resync`] after a reconnect, or the probe); nothing is only on
+//! the bus, and nothing waits for it.
+
+mod redis;
+
+pub use self::redis::RedisBus;
+
+use futures::future::BoxFuture;
+
+use crate::collab::PresenceEntry;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +34,9 @@ pub enum BusEvent {
     DocumentChanged { change: DocumentChange },
     /// A named version was saved (by hand, by a restore or by publishing).
     VersionCreated { version_id: i64 },
+    /// Sent by the bus itself to a document's rooms after it (re)subscribed: messages
+    /// may have been lost meanwhile, so they catch up from the database.
+    Resync,
 }
 
 /// What happened to a document, for `documentChanged` subscribers.
@@ -51,6 +64,21 @@ pub trait Bus: Send + Sync + 'static {
     /// Only other nodes' messages for one document: what a room must apply. A room
     /// that lags catches up from the database.
     fn subscribe_remote(&self, document_id: Uuid) -> broadcast::Receiver<BusMessage>;
+    /// Whether other nodes share this bus (then rooms probe the database too).
+    fn shared(&self) -> bool {
+        false
+    }
+    /// Whether messages reach the other nodes right now (`/readyz` says degraded if not).
+    fn connected(&self) -> bool {
+        true
+    }
+    /// Who is in a document on this node, for other nodes' presence answers (called
+    /// by the room, before it publishes [`BusEvent::PresenceChanged`]).
+    fn set_presence(&self, _document_id: Uuid, _entries: Vec<PresenceEntry>) {}
+    /// Who is in a document on the other nodes.
+    fn remote_presence(&self, _document_id: Uuid) -> BoxFuture<'static, Vec<PresenceEntry>> {
+        Box::pin(async { Vec::new() })
+    }
 }
 
 /// Publishes API-side events (metadata, publication, versions) as this node.
