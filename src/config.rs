@@ -42,6 +42,7 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     pub request_timeout_secs: u64,
     pub trim_memory_after_ms: u64,
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -99,6 +100,8 @@ pub enum Durability {
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     pub jwt_secret: Secret,
+    pub jwt_previous_secret: Secret,
+    pub jwt_previous_until: String,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub token_ttl_secs: u64,
@@ -256,6 +259,18 @@ impl Config {
             bail!("content.content_events_per_sec must be between 1 and 100");
         }
         let a = &self.auth;
+        if !a.jwt_previous_secret.is_empty() {
+            chrono::DateTime::parse_from_rfc3339(&a.jwt_previous_until).map_err(|_| {
+                anyhow::anyhow!(
+                    "auth.jwt_previous_until must say until when the previous secret is accepted \
+                     (RFC 3339, e.g. 2026-12-14T00:00:00Z), not `{}`",
+                    a.jwt_previous_until
+                )
+            })?;
+            if a.jwt_previous_secret.expose().len() < 32 {
+                bail!("auth.jwt_previous_secret (JWT_PREVIOUS_SECRET) must be at least 32 bytes");
+            }
+        }
         if a.login_max_failures > 0 && !(1..=86_400).contains(&a.login_lockout_secs) {
             bail!("auth.login_lockout_secs must be between 1 and 86400 (unless auth.login_max_failures is 0)");
         }
@@ -274,6 +289,7 @@ fn env_key_path(key: &str) -> Option<Vec<String>> {
         "DATABASE_URL" => return fixed("database", "url"),
         "REDIS_URL" => return fixed("bus", "redis_url"),
         "JWT_SECRET" => return fixed("auth", "jwt_secret"),
+        "JWT_PREVIOUS_SECRET" => return fixed("auth", "jwt_previous_secret"),
         "VELLUM_PORT" => return fixed("server", "port"),
         "VELLUM_HOST" => return fixed("server", "host"),
         "VELLUM_DATA_DIR" => return fixed("server", "data_dir"),

@@ -5,7 +5,7 @@
 //! or documents unloading frees its transient memory (handshake buffers, query results,
 //! a document's blocks) scattered between allocations that live on, so the process
 //! keeps those pages: 2,000 WebSocket connections left about 1.5 MB behind that the heap
-//! no longer used (BENCHMARKS.md, change 39).
+//! no longer used (benches/HISTORY.md, change 39).
 //!
 //! Work that churns memory calls [`churned`]; the trimmer started by the server
 //! ([`spawn_trimmer`]) empties SQLite's page caches ([`release_caches`]) and calls

@@ -807,3 +807,125 @@ both_backends!(
     registration_can_be_closed,
     failed_logins_lock_the_email,
 );
+
+/// Session tokens that are not exactly what this server issues are refused with 401 and
+/// one generic body, whatever is wrong with them; a token signed with the previous secret
+/// is accepted until `auth.jwt_previous_until`, then refused.
+#[tokio::test]
+async fn forged_and_stale_session_tokens_are_refused_alike() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    const OLD_SECRET: &str = "the-previous-secret-of-at-least-32-bytes";
+    let app = TestApp::with_config(Backend::Postgres, |c| {
+        c.auth.jwt_previous_secret = vellum::config::Secret::new(OLD_SECRET);
+        c.auth.jwt_previous_until = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    })
+    .await;
+    let (token, user_id) = app.register("owner@example.com", "Owner").await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut c = json!({ "sub": user_id, "iss": "vellum", "aud": "vellum", "iat": now, "exp": now + 600 });
+        edit(&mut c);
+        c
+    };
+    let sign = |alg: Algorithm, secret: &str, claims: &serde_json::Value| {
+        encode(&Header::new(alg), claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    };
+    let b64 = |v: &serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let good = claims(&|_| {});
+    let mut flipped = sign(Algorithm::HS256, TEST_SECRET, &good).into_bytes();
+    let last = flipped.len() - 2;
+    flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
+    let forged: Vec<(&str, String)> = vec![
+        (
+            "alg none",
+            format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(&good)),
+        ),
+        (
+            "HS512 with the same secret (algorithm confusion)",
+            sign(Algorithm::HS512, TEST_SECRET, &good),
+        ),
+        (
+            "another secret",
+            sign(Algorithm::HS256, "a-different-secret-of-at-least-32-bytes!", &good),
+        ),
+        (
+            "expired beyond the leeway",
+            sign(Algorithm::HS256, TEST_SECRET, &claims(&|c| c["exp"] = json!(now - 60))),
+        ),
+        (
+            "no exp",
+            sign(
+                Algorithm::HS256,
+                TEST_SECRET,
+                &claims(&|c| {
+                    c.as_object_mut().unwrap().remove("exp");
+                }),
+            ),
+        ),
+        (
+            "nbf in the future",
+            sign(Algorithm::HS256, TEST_SECRET, &claims(&|c| c["nbf"] = json!(now + 600))),
+        ),
+        (
+            "wrong issuer",
+            sign(
+                Algorithm::HS256,
+                TEST_SECRET,
+                &claims(&|c| c["iss"] = json!("someone-else")),
+            ),
+        ),
+        (
+            "wrong audience",
+            sign(
+                Algorithm::HS256,
+                TEST_SECRET,
+                &claims(&|c| c["aud"] = json!("another-app")),
+            ),
+        ),
+        (
+            "oversized",
+            sign(
+                Algorithm::HS256,
+                TEST_SECRET,
+                &claims(&|c| c["pad"] = json!("x".repeat(8000))),
+            ),
+        ),
+        ("a flipped signature bit", String::from_utf8(flipped).unwrap()),
+        ("not a JWT", "not.a.token".into()),
+    ];
+    let mut bodies = std::collections::HashSet::new();
+    for (what, forged) in &forged {
+        let (status, body) = app.request("GET", "/api/auth/me", Some(forged), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}: {body}");
+        bodies.insert(body.to_string());
+    }
+    assert_eq!(bodies.len(), 1, "one generic body for every refusal: {bodies:?}");
+    // Within the leeway, and as issued, it is fine.
+    let (status, _) = app.request("GET", "/api/auth/me", Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let leeway = sign(Algorithm::HS256, TEST_SECRET, &claims(&|c| c["exp"] = json!(now - 2)));
+    assert_eq!(
+        app.request("GET", "/api/auth/me", Some(&leeway), None).await.0,
+        StatusCode::OK
+    );
+    // Rotation: the previous secret's tokens work during the overlap...
+    let old = sign(Algorithm::HS256, OLD_SECRET, &good);
+    assert_eq!(
+        app.request("GET", "/api/auth/me", Some(&old), None).await.0,
+        StatusCode::OK
+    );
+    // ...and not once it has ended (a node of the same database, restarted later).
+    let dir = tempfile::tempdir().unwrap();
+    let later = app
+        .second_node_with(dir.path(), |c| {
+            c.auth.jwt_previous_until = (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
+        })
+        .await;
+    assert_eq!(
+        later.request("GET", "/api/auth/me", Some(&token), None).await.0,
+        StatusCode::OK
+    );
+    let (status, body) = later.request("GET", "/api/auth/me", Some(&old), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the overlap is over");
+    assert!(bodies.contains(&body.to_string()));
+}

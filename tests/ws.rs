@@ -542,3 +542,169 @@ both_backends!(
     subscription_sockets_are_bounded,
     operations_per_subscription_socket_are_bounded
 );
+
+/// The status line of a request with `headers` (CRLF-terminated lines) and `body`.
+async fn status_of(base: &str, method: &str, path: &str, headers: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("ws://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    // A 101 keeps the socket open: the status line is all this needs.
+    while !response.ends_with(b"\r\n") {
+        match s.read_u8().await {
+            Ok(b) => response.push(b),
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&response).trim().to_string()
+}
+
+/// A page of another site cannot use the session cookie: the document socket, GraphQL
+/// over HTTP and over WebSocket, and REST refuse a request whose cookie came with a
+/// foreign `Origin` (403, before the upgrade or any resolver). The server's own origin
+/// and those in `server.allowed_origins` may; a token in the header or the query string
+/// is what frontends elsewhere use, and works from any origin.
+#[tokio::test]
+async fn cross_site_requests_cannot_use_the_session_cookie() {
+    let app = TestApp::with_config(Backend::Sqlite, |c| {
+        c.server.allowed_origins = vec!["https://app.example.com".into()];
+    })
+    .await;
+    let base = serve(&app).await;
+    let own = format!("http://{}", base.trim_start_matches("ws://"));
+    let (token, _) = app.register("owner@example.com", "Owner").await;
+    let doc = app.create_doc(&token, "Cookies").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let cookie = format!("Cookie: vellum_session={token}\r\n");
+    let from = |origin: &str| format!("Origin: {origin}\r\n");
+    let gql = r#"{"query":"{ me { email } }"}"#;
+    let json = "Content-Type: application/json\r\n";
+    let doc_path = format!("/ws/doc/{doc}");
+    let cases: Vec<(&str, String, String, &str, &str)> = vec![
+        // (what, path, headers, body, expected status)
+        (
+            "document socket, foreign origin",
+            doc_path.clone(),
+            format!("{upgrade}{cookie}{}", from("https://evil.example")),
+            "",
+            "403",
+        ),
+        (
+            "document socket, null origin",
+            doc_path.clone(),
+            format!("{upgrade}{cookie}{}", from("null")),
+            "",
+            "403",
+        ),
+        (
+            "document socket, own origin",
+            doc_path.clone(),
+            format!("{upgrade}{cookie}{}", from(&own)),
+            "",
+            "101",
+        ),
+        (
+            "document socket, allowed origin",
+            doc_path.clone(),
+            format!("{upgrade}{cookie}{}", from("https://app.example.com")),
+            "",
+            "101",
+        ),
+        (
+            "document socket, no origin (not a browser)",
+            doc_path.clone(),
+            format!("{upgrade}{cookie}"),
+            "",
+            "101",
+        ),
+        (
+            "document socket, token in the query",
+            format!("{doc_path}?token={token}"),
+            format!("{upgrade}{}", from("https://evil.example")),
+            "",
+            "101",
+        ),
+        (
+            "subscription socket, foreign origin",
+            "/graphql".into(),
+            format!(
+                "{upgrade}Sec-WebSocket-Protocol: graphql-transport-ws\r\n{cookie}{}",
+                from("https://evil.example")
+            ),
+            "",
+            "403",
+        ),
+        (
+            "subscription socket, own origin",
+            "/graphql".into(),
+            format!(
+                "{upgrade}Sec-WebSocket-Protocol: graphql-transport-ws\r\n{cookie}{}",
+                from(&own)
+            ),
+            "",
+            "101",
+        ),
+        (
+            "GraphQL, foreign origin",
+            "/graphql".into(),
+            format!("{json}{cookie}{}", from("https://evil.example")),
+            gql,
+            "403",
+        ),
+        (
+            "GraphQL, cross-site fetch without origin",
+            "/graphql".into(),
+            format!("{json}{cookie}Sec-Fetch-Site: cross-site\r\n"),
+            gql,
+            "403",
+        ),
+        (
+            "GraphQL, own origin",
+            "/graphql".into(),
+            format!("{json}{cookie}{}", from(&own)),
+            gql,
+            "200",
+        ),
+        (
+            "GraphQL, bearer token from anywhere",
+            "/graphql".into(),
+            format!(
+                "{json}Authorization: Bearer {token}\r\n{cookie}{}",
+                from("https://evil.example")
+            ),
+            gql,
+            "200",
+        ),
+        (
+            "REST, foreign origin",
+            "/api/auth/me".into(),
+            format!("{cookie}{}", from("https://evil.example")),
+            "",
+            "403",
+        ),
+        (
+            "REST, own origin",
+            "/api/auth/me".into(),
+            format!("{cookie}{}", from(&own)),
+            "",
+            "200",
+        ),
+    ];
+    for (what, path, headers, body, expected) in cases {
+        let method = if body.is_empty() { "GET" } else { "POST" };
+        let status = status_of(&base, method, &path, &headers, body).await;
+        assert!(
+            status.starts_with(&format!("HTTP/1.1 {expected}")),
+            "{what}: expected {expected}, got {status}"
+        );
+    }
+}

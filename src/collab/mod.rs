@@ -160,7 +160,7 @@ struct Shared {
     /// when many rooms unloaded together (a final snapshot each), the next group commit
     /// waited behind all of them, on SQLite's write lock or for a pooled connection.
     /// With this and the store's write turns, the trace's p99 at 128 typists went from
-    /// 45-109 ms to about 20 ms (BENCHMARKS.md, change 15).
+    /// 45-109 ms to about 20 ms (benches/HISTORY.md, change 15).
     snapshot_writes: Semaphore,
     rooms: Mutex<HashMap<Uuid, RoomHandle>>,
     /// Set when shutdown begins: joins are refused from then on.

@@ -32,7 +32,7 @@ struct State {
     receiver_gone: bool,
     /// The socket task waiting in [`Outbound::ready`]. A slot rather than a `Notify`
     /// waiter: the wait lives in every idle connection's task, and a `Notified` future
-    /// is ~100 bytes where this wait is a reference (BENCHMARKS.md, change 27).
+    /// is ~100 bytes where this wait is a reference (benches/HISTORY.md, change 27).
     waiting: Option<Waker>,
 }
 

@@ -163,7 +163,7 @@ const MSG_SYNC_UPDATE: u8 = 2;
 /// (a varint) and the payload, in one buffer of exactly that size. yrs's
 /// `Message::encode_v1` copies the payload into a `Vec` first and then into a buffer
 /// that starts at 1 KiB (reallocated as a big state grows), for every update a room
-/// broadcasts (about 2% of the server's samples at the throughput ceiling: BENCHMARKS.md,
+/// broadcasts (about 2% of the server's samples at the throughput ceiling: benches/HISTORY.md,
 /// change 41), and every small frame in flight held that 1 KiB.
 fn sync_message(kind: u8, payload: &[u8]) -> Bytes {
     let mut len = [0u8; 10];

@@ -51,7 +51,7 @@ const SNAPSHOT_LOG_FRACTION: u64 = 8;
 /// SQLite's write lock for about 10 ms per MB, and every group commit waits behind it:
 /// at the throughput ceiling the document grows by 1 MB a second, and the snapshots that
 /// rule asked for (one per eighth of growth: 9 a second at 3 MB) held the lock an eighth
-/// of the time, the p99 following them (BENCHMARKS.md, change 43). With the rest, a
+/// of the time, the p99 following them (benches/HISTORY.md, change 43). With the rest, a
 /// room spends at most 1 / 21 of its time on snapshots; a document edited at ordinary
 /// rates never meets the rest.
 const SNAPSHOT_REST_FACTOR: u32 = 20;
@@ -929,7 +929,7 @@ impl Room {
     /// the next in CPU time (the wall clock also counts the thread being preempted,
     /// common on a busy machine, and reading the thread's CPU clock is a system call,
     /// 6% of the server's time at the throughput ceiling when every apply read it:
-    /// BENCHMARKS.md, change 35). After one over `INLINE_SLOW` in CPU time the room
+    /// benches/HISTORY.md, change 35). After one over `INLINE_SLOW` in CPU time the room
     /// applies every update on the blocking pool.
     /// `fault` and `slow` are injected faults (`Collab::inject_apply_panic`, `inject_slow_apply`).
     fn apply_inline(&mut self, data: &[u8], fault: bool, slow: bool, cap: usize) -> Inline {

@@ -1,7 +1,7 @@
 //! The `active_sessions` rows of this node's connections, written in batches by one
 //! task: one commit for every connect and disconnect that queued up meanwhile, instead
 //! of one commit (an fsync on SQLite) per connect and per disconnect, which capped a
-//! reconnecting crowd at ~1,100 connections/s (BENCHMARKS.md, change 12).
+//! reconnecting crowd at ~1,100 connections/s (benches/HISTORY.md, change 12).
 //!
 //! The rows say who is connected where (for other nodes and for cleanup after a crash);
 //! nothing waits for them, so they may trail the sockets by one commit.

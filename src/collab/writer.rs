@@ -69,10 +69,10 @@ impl Writer {
 /// batches follow one another, and given back [`KEEP_IDLE`] after the last:
 /// sqlx pings a connection each time it goes back to the pool (a round trip to SQLite's
 /// worker thread, or to the database server), and the next batch would wait for the
-/// pool again (BENCHMARKS.md, change 36). On SQLite the kept connection has a larger page
+/// pool again (benches/HISTORY.md, change 36). On SQLite the kept connection has a larger page
 /// cache (`database.sqlite_commit_cache_kib`): with many documents edited at once every
 /// commit touches a page of the log per document, and the pooled connections' caches
-/// are small (change 38). With a pool of one connection nothing is kept: snapshots,
+/// are small (benches/HISTORY.md, change 38). With a pool of one connection nothing is kept: snapshots,
 /// loads and session rows need it too, and on SQLite a snapshot holding the write turn
 /// would wait for it while this task, holding it, waits for the turn.
 ///

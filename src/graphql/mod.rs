@@ -87,11 +87,11 @@ pub async fn graphql_handler(
             return error_response(StatusCode::BAD_REQUEST, "VALIDATION", &msg, Some("body"));
         }
     };
-    let principal = match app
-        .auth
-        .authenticate(&app.store, bearer_token(&headers, &app.config).as_deref())
-        .await
-    {
+    let token = match bearer_token(&headers, &app.config) {
+        Ok(t) => t,
+        Err(e) => return error_response(StatusCode::FORBIDDEN, e.code(), &e.public_message(), None),
+    };
+    let principal = match app.auth.authenticate(&app.store, token.as_deref()).await {
         Ok(p) => p,
         Err(e) => {
             let code = e.code();
@@ -130,7 +130,11 @@ pub async fn graphql_get(
         let busy = Error::Busy("too many subscription sockets open on this server; try again later".into());
         return busy.into_response();
     };
-    let cookie_token = bearer_token(&headers, &app.config);
+    // A cookie from another site's page is refused before the upgrade.
+    let cookie_token = match bearer_token(&headers, &app.config) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
     let schema = schema.0.clone();
     let max_message = app.config.server.max_body_bytes;
     let init_within = crate::app::request_timeout(&app.config).unwrap_or(Duration::MAX);

@@ -53,25 +53,80 @@ pub(super) fn parse_document_id(id: &str) -> Result<uuid::Uuid> {
     uuid::Uuid::parse_str(id).map_err(|_| Error::validation("id", "not a valid document id"))
 }
 
-/// The session or API token: `Authorization: Bearer …` first, then the session cookie.
-pub fn bearer_token(headers: &HeaderMap, config: &Config) -> Option<String> {
+/// The session or API token: `Authorization: Bearer …` first, then the session cookie,
+/// which counts only from a page of an allowed origin ([`cookie_origin_allowed`]): a
+/// cookie sent along by a page of another site is refused with FORBIDDEN.
+pub fn bearer_token(headers: &HeaderMap, config: &Config) -> Result<Option<String>> {
     if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let v = v.trim();
         let token = v
             .strip_prefix("Bearer ")
             .or_else(|| v.strip_prefix("bearer "))
             .unwrap_or(v);
-        return Some(token.trim().to_string());
+        return Ok(Some(token.trim().to_string()));
     }
     let name = &config.auth.cookie_name;
-    headers
+    let cookie = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| k == name)
-        .map(|(_, v)| v.to_string())
+        .map(|(_, v)| v.to_string());
+    if cookie.is_some() && !cookie_origin_allowed(headers, config) {
+        let origin = headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("another site");
+        return Err(Error::forbidden(format!(
+            "the session cookie is not accepted from {origin}: send a token in the Authorization header, \
+             or add the origin to server.allowed_origins"
+        )));
+    }
+    Ok(cookie)
+}
+
+/// Whether a request carrying the session cookie comes from a page that may use it: no
+/// `Origin` (not a browser's cross-site request; then `Sec-Fetch-Site` must not say
+/// cross-site), the server's own origin (its host is the request's `Host` or
+/// `X-Forwarded-Host`), one in `server.allowed_origins`, or in dev mode a loopback one.
+pub fn cookie_origin_allowed(headers: &HeaderMap, config: &Config) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &axum::http::HeaderValue| v.to_str().ok())
+    };
+    let Some(origin) = text(header::ORIGIN) else {
+        return text(axum::http::HeaderName::from_static("sec-fetch-site")) != Some("cross-site");
+    };
+    let origin = origin.trim().trim_end_matches('/');
+    let Some(host) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false; // "null" (a sandboxed or file page) and anything else
+    };
+    let forwarded = text(axum::http::HeaderName::from_static("x-forwarded-host"))
+        .and_then(|v| v.split(',').next())
+        .map(str::trim);
+    if [text(header::HOST), forwarded]
+        .into_iter()
+        .flatten()
+        .any(|h| h.eq_ignore_ascii_case(host))
+    {
+        return true;
+    }
+    if config
+        .server
+        .allowed_origins
+        .iter()
+        .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    config.server.dev && matches!(name, "localhost" | "127.0.0.1" | "[::1]")
 }
 
 /// A `Set-Cookie` value carrying `token`, or clearing the cookie with `None`.
@@ -93,7 +148,7 @@ pub struct Caller(pub Principal);
 impl axum::extract::FromRequestParts<AppState> for Caller {
     type Rejection = Error;
     async fn from_request_parts(parts: &mut axum::http::request::Parts, app: &AppState) -> Result<Self> {
-        let bearer = bearer_token(&parts.headers, &app.config);
+        let bearer = bearer_token(&parts.headers, &app.config)?;
         Ok(Caller(app.auth.authenticate(&app.store, bearer.as_deref()).await?))
     }
 }

@@ -63,7 +63,7 @@ struct Moving {
 /// The update log's recent rows are moved into `document_updates` once there are this
 /// many on SQLite (or once the writer has been idle a moment). Each document's page of
 /// `document_updates` is written once per move for all its rows in it; and readers scan
-/// the recent rows, unindexed, so they must stay few (BENCHMARKS.md, change 42).
+/// the recent rows, unindexed, so they must stay few (benches/HISTORY.md, change 42).
 pub const FOLD_AT_ROWS: u64 = 4096;
 /// A group commit of at most this many documents goes straight into `document_updates`
 /// on SQLite: it writes a page of the log per document either way, and has nothing to
@@ -130,7 +130,7 @@ impl Store {
     pub async fn load_document_state(&self, document_id: Uuid) -> anyhow::Result<StoredState> {
         // Only the updates after the snapshot: compaction deletes the ones it covers, and
         // on PostgreSQL the deleted rows stay in the index until a vacuum, so an unbounded
-        // scan walked tens of thousands of dead rows on every load (BENCHMARKS.md, change
+        // scan walked tens of thousands of dead rows on every load (benches/HISTORY.md, change
         // 11). Rows: the snapshot (kind 0) if any, then the updates (kind 1) in order.
         // On SQLite many documents' newest updates are in a table of their own until the
         // writer moves them (migration 0005), and a move under way has copied some of
@@ -239,7 +239,7 @@ impl Store {
             Held::Postgres(c) => {
                 // One statement for any batch, its rows as arrays: multi-row VALUES made
                 // every batch size a statement of its own, parsed and planned again and
-                // again by the database server (BENCHMARKS.md, change 29).
+                // again by the database server (benches/HISTORY.md, change 29).
                 let seqs: Vec<i64> = sqlx::query_scalar("select vellum_append_updates($1, $2, $3, $4)")
                     .bind(updates.iter().map(|u| u.document_id).collect::<Vec<_>>())
                     .bind(updates.iter().map(|u| u.data).collect::<Vec<_>>())
@@ -741,7 +741,7 @@ fn bind_updates<'q>(
 /// `rows` in runs whose lengths are powers of two, largest first, at most [`MAX_RUN`]
 /// (100 → 64, 32, 4): seven statement texts for any batch of session rows, where a
 /// statement per batch size kept up to a hundred (each text is prepared and kept on
-/// every pooled connection that runs it; BENCHMARKS.md, change 29). Not for the group
+/// every pooled connection that runs it; benches/HISTORY.md, change 29). Not for the group
 /// commit: there, several statements cost a transaction's round trips, and the
 /// throughput ceiling fell by 8%.
 fn power_of_two_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
@@ -759,7 +759,7 @@ fn power_of_two_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
 /// for 2 × 2: SQLite's multi-row inserts (PostgreSQL takes arrays). SQLite looks a
 /// numbered parameter's name up by walking a list of all of them, and sqlx asks for
 /// every parameter's name when binding: with 500 parameters that walk took 8% of the
-/// server's time while a big document loaded (BENCHMARKS.md, change 14). Anonymous `?`
+/// server's time while a big document loaded (benches/HISTORY.md, change 14). Anonymous `?`
 /// have no names to walk.
 fn sqlite_rows(head: &str, rows: usize, columns: usize) -> String {
     let tuple = format!("({})", vec!["?"; columns].join(", "));

@@ -42,7 +42,7 @@ pub struct Store {
     /// SQLite lets one connection write at a time, and a writer that finds the lock
     /// taken sleeps in SQLite's busy handler (1, 2, 5, 10, ... ms) before it retries.
     /// The collaboration engine's writes (group commits, snapshots, session rows) take
-    /// turns here instead, woken the moment the previous one ends (BENCHMARKS.md,
+    /// turns here instead, woken the moment the previous one ends (benches/HISTORY.md,
     /// change 15). Unused on PostgreSQL, which locks rows. The turn also guards what
     /// this process knows of the update log's recent rows ([`collab::LogTail`]).
     write_turns: Arc<tokio::sync::Mutex<collab::LogTail>>,
@@ -132,7 +132,7 @@ fn pool_size(configured: u32, automatic: u32) -> u32 {
 /// nil id that matches nothing. The first run of a statement on a connection costs about
 /// 2 ms more than the next: sqlx prepares it, and the new backend fills its catalog
 /// caches. Without this, the first opens of documents after a start, and after the pool
-/// replaces a connection (`max_lifetime`, 30 minutes), paid it (BENCHMARKS.md, change
+/// replaces a connection (`max_lifetime`, 30 minutes), paid it (benches/HISTORY.md, change
 /// 45). Errors are left to the statements' real uses.
 async fn warm_up(conn: &mut PgConnection) {
     let nil = uuid::Uuid::nil();
@@ -163,7 +163,7 @@ impl Store {
                 .max_connections(pool_size(db.max_connections, PG_POOL))
                 // sqlx pings every pooled connection before handing it out, in case the
                 // server went away: a round trip before every query, each group commit's
-                // included (BENCHMARKS.md, change 31). Only a connection left idle for a
+                // included (benches/HISTORY.md, change 31). Only a connection left idle for a
                 // while is pinged now; one used moments ago is as good as its last query.
                 .test_before_acquire(false)
                 .before_acquire(|conn, meta| {

@@ -5,7 +5,7 @@
 //! Our own instead of tungstenite's because of what an idle connection holds: tungstenite
 //! keeps a read buffer, a write buffer and its codec state for as long as the socket is
 //! open, while [`Reader`] holds no allocation between messages and the socket reads
-//! through a buffer on the stack (BENCHMARKS.md, change 26).
+//! through a buffer on the stack (benches/HISTORY.md, change 26).
 
 use bytes::{Buf, Bytes, BytesMut};
 

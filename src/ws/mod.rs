@@ -1,7 +1,7 @@
 //! `/ws/doc/{id}`: the y-websocket endpoint. Authenticates before the upgrade, then
 //! moves frames between the socket and the document's room. The WebSocket handshake and
 //! framing are this module's own (`frame`): what an idle connection holds is the socket,
-//! its room handles and a small task, with no buffers (BENCHMARKS.md, change 26).
+//! its room handles and a small task, with no buffers (benches/HISTORY.md, change 26).
 
 pub mod frame;
 
@@ -56,6 +56,11 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: Upgrade,
 ) -> Response {
+    if app.collab.shutting_down() {
+        // Before the upgrade, so a load balancer tries another node (nginx:
+        // `proxy_next_upstream http_503`).
+        return Error::Busy("this server is shutting down; connect again (to another node)".into()).into_response();
+    }
     match authorize(&app, &id, params.token, &headers).await {
         Ok((document_id, peer)) => {
             let max_message = app.collab.config().max_message_bytes;
@@ -243,11 +248,14 @@ async fn authorize(
     headers: &HeaderMap,
 ) -> Result<(Uuid, Peer), Error> {
     let document_id = Uuid::parse_str(id).map_err(|_| Error::NotFound("document"))?;
-    let token = query_token.or_else(|| bearer_token(headers, &app.config));
+    let token = match query_token {
+        Some(t) => Some(t),
+        None => bearer_token(headers, &app.config)?,
+    };
     let token = token.as_deref();
     // A session token names its user, so the document (with that user's grant) is read
     // beside the user rather than after: one wait for the database instead of two on
-    // every connect (BENCHMARKS.md, change 32). API tokens are looked up first.
+    // every connect (benches/HISTORY.md, change 32). API tokens are looked up first.
     let (who, prefetched) = match app.auth.session_subject(token) {
         Some(user_id) => {
             let (who, found) = tokio::join!(
@@ -296,7 +304,7 @@ enum End {
 /// Joins the document's room, then hands the connection to a task of its own
 /// ([`Live::run`]) and ends: the upgrade, the join and their state stay in this task,
 /// and the task that lasts as long as the connection holds only what an open
-/// connection needs (BENCHMARKS.md, "idle", change 27).
+/// connection needs (BENCHMARKS.md, "idle"; benches/HISTORY.md, change 27).
 async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: Socket) {
     let user_id = peer.user_id;
     let Connection { input, outbound, kill } = match app.collab.join(document_id, peer).await {
