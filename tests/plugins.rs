@@ -619,3 +619,58 @@ fn cli_checks_and_runs_a_plugin() {
 }
 
 both_backends!(example_plugins_through_graphql_and_rest);
+
+/// What an admin decides about a plugin lives in the database, so every node of a cluster
+/// agrees: enabled and configured on one node, it runs with those settings on another
+/// (within the state's cache time, a couple of seconds), and disabled there, it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_follows_the_admins_plugin_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = app_with(Backend::Postgres, dir.path(), |_| {}).await;
+    let other = tempfile::tempdir().unwrap();
+    let b = a.second_node(other.path()).await;
+    let (admin, _) = a.register("admin@example.com", "Admin").await;
+    enable(&a, &admin, "word-count").await;
+    let set = "mutation($n: String!, $c: JSON!) { setPluginConfig(name: $n, config: $c) { config } }";
+    let v = a
+        .gql(
+            Some(&admin),
+            set,
+            json!({ "n": "word-count", "c": { "wordsPerMinute": 2 } }),
+        )
+        .await;
+    assert!(v["errors"].is_null(), "{v}");
+    let id = b.create_doc(&admin, "Counted").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    set_markdown(&b, &admin, &id, "One two three four five six seven.\n").await;
+    // Node b reads the decision from the database once its cached copy is stale.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = b.gql(Some(&admin), SAVE, json!({ "d": id, "l": "on b" })).await;
+        if v["data"]["saveVersion"]["fields"]["word-count"]["readingMinutes"] == 4 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "node b never followed: {v}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(plugin(&b, &admin, "word-count").await["status"], "ENABLED");
+    let v = b
+        .gql(
+            Some(&admin),
+            "mutation($n: String!) { setPluginEnabled(name: $n, enabled: false) { status } }",
+            json!({ "n": "word-count" }),
+        )
+        .await;
+    assert_eq!(v["data"]["setPluginEnabled"]["status"], "DISABLED", "{v}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = a.gql(Some(&admin), SAVE, json!({ "d": id, "l": "on a" })).await;
+        if v["data"]["saveVersion"]["fields"].get("word-count").is_none() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "node a never followed: {v}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
