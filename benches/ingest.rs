@@ -296,6 +296,7 @@ impl Env {
             user_id: Some(self.user),
             display_name: name.into(),
             read_only: false,
+            credential: None,
         }
     }
 

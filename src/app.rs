@@ -60,6 +60,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let search = crate::search::Search::open(&config.search, &config.server.data_dir)?;
     let state = AppState::new(config, store, auth, collab, plugins, search);
     state.search.start(state.clone());
+    crate::ws::start_access_checks(&state);
     Ok(state)
 }
 

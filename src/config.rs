@@ -112,11 +112,15 @@ pub struct AuthConfig {
     pub login_max_failures: u32,
     /// How long those logins are refused, in seconds.
     pub login_lockout_secs: u64,
+    /// How often this node looks for access taken away on any node, in milliseconds.
+    pub access_check_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GraphqlConfig {
+    /// Seconds a subscription socket has to send `connection_init`.
+    pub init_timeout_secs: u64,
     pub max_depth: usize,
     pub max_complexity: usize,
     pub introspection: bool,
@@ -150,6 +154,7 @@ pub struct PluginsConfig {
     pub max_output_bytes: usize,
     pub max_concurrent_calls: u32,
     pub kv_quota_bytes: u64,
+    pub after_publish_queue: usize,
     pub failures_before_disable: u32,
     /// Capabilities granted to plugins of the plugins directory when first seen.
     pub grants: std::collections::BTreeMap<String, Vec<String>>,

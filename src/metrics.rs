@@ -48,6 +48,14 @@ fn describe() {
         "Time a group commit took in the database"
     );
     describe_counter!("vellum_group_commit_failures_total", "Group commits that failed");
+    describe_counter!(
+        "vellum_plugin_after_publish_total",
+        "After-publish plugin calls by plugin and outcome (ok, retried, gave-up)"
+    );
+    describe_counter!(
+        "vellum_plugin_after_publish_dropped_total",
+        "Publishes whose after-publish plugin calls were skipped: the queue was full"
+    );
     describe_counter!("vellum_snapshot_writes_total", "Snapshots written (compactions)");
     describe_counter!(
         "vellum_bus_published_total",
@@ -145,6 +153,14 @@ pub fn graphql_operation(kind: &'static str) {
 
 pub fn graphql_error(code: &str) {
     counter!("vellum_graphql_errors_total", "code" => code.to_string()).increment(1);
+}
+
+pub fn after_publish(plugin: &str, outcome: &'static str) {
+    counter!("vellum_plugin_after_publish_total", "plugin" => plugin.to_string(), "outcome" => outcome).increment(1);
+}
+
+pub fn after_publish_dropped() {
+    counter!("vellum_plugin_after_publish_dropped_total").increment(1);
 }
 
 pub fn login_throttled() {

@@ -1,8 +1,9 @@
 //! The state every request handler shares.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::auth::Auth;
+use crate::auth::{AccessChanges, Auth};
 use crate::collab::Collab;
 use crate::config::Config;
 use crate::plugins::Plugins;
@@ -20,11 +21,15 @@ pub struct Inner {
     pub collab: Collab,
     pub plugins: Plugins,
     pub search: Search,
+    /// Wakes when any node may have taken access away (`auth::access`).
+    pub access: AccessChanges,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Store, auth: Auth, collab: Collab, plugins: Plugins, search: Search) -> Self {
+        let access = AccessChanges::spawn(store.clone(), Duration::from_millis(config.auth.access_check_ms));
         Self(Arc::new(Inner {
+            access,
             config,
             store,
             auth,

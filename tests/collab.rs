@@ -55,6 +55,7 @@ impl Client {
             user_id: None,
             display_name: "peer".into(),
             read_only,
+            credential: None,
         };
         let conn = collab.join(doc_id, peer).await.expect("join");
         // As the y-websocket client does: announce our state vector right away.
@@ -468,6 +469,7 @@ async fn raw_join(collab: &Collab, doc_id: Uuid, read_only: bool) -> Connection 
         user_id: None,
         display_name: "raw".into(),
         read_only,
+        credential: None,
     };
     let mut conn = tokio::time::timeout(WAIT, collab.join(doc_id, peer))
         .await
@@ -706,6 +708,7 @@ async fn limits_close_with_reasons(backend: Backend) {
         user_id: None,
         display_name: "x".into(),
         read_only: false,
+        credential: None,
     };
     let refused = app.state.collab.join(doc_id, peer).await;
     assert!(matches!(refused, Err(e) if e.close().0 == close::TRY_AGAIN));
@@ -721,6 +724,7 @@ async fn presence_lists_connections(backend: Backend) {
         user_id: Some(ann_id.parse().unwrap()),
         display_name: "Ann".into(),
         read_only: false,
+        credential: None,
     };
     let mut conn = app.state.collab.join(doc_id, peer).await.unwrap();
     let state = r##"{"user":{"name":"Ann B.","color":"#ff0000"},"cursor":{"anchor":1,"head":4}}"##;
@@ -865,6 +869,7 @@ async fn fresh_clients_are_answered_while_loading(backend: Backend) {
         user_id: None,
         display_name: "early".into(),
         read_only: false,
+        credential: None,
     };
     let mut fresh = app.state.collab.join(doc_id, peer()).await.expect("join while loading");
     let step1 = encode(Message::Sync(SyncMessage::SyncStep1(StateVector::default())));

@@ -674,3 +674,181 @@ async fn every_node_follows_the_admins_plugin_decisions() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// Granted capabilities work within their bounds: `kv` up to its quota and only the
+/// plugin's own keys, `content` only what the acting user may read, and a failing
+/// `after-publish` is retried a bounded number of times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn granted_capabilities_work_within_their_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    // Its own name: the after-publish counter below is process-wide.
+    install(dir.path(), "hostile", "capable");
+    let app = app_with(Backend::Sqlite, dir.path(), |c| c.plugins.kv_quota_bytes = 1000).await;
+    let (admin, _) = app.register("admin@example.com", "Admin").await;
+    let author = common::user_with_role(&app, "author@example.com", vellum::auth::Role::Author).await;
+
+    // Not granted yet: refused with its typed error.
+    let v = save_titled(&app, &admin, "kv-fill").await;
+    assert_eq!(
+        failed_kind(&v),
+        (Some("PLUGIN_FAILED"), Some("capability-denied")),
+        "{v}"
+    );
+    // Only capabilities the manifest requests can be granted; only admins grant.
+    let grant = "mutation($n: String!, $c: [Capability!]!) { setPluginGrants(name: $n, capabilities: $c) { grantedCapabilities } }";
+    let v = app
+        .gql(Some(&admin), grant, json!({ "n": "capable", "c": ["CONFIG"] }))
+        .await;
+    assert_eq!(gql_code(&v), Some("VALIDATION"), "{v}");
+    let v = app
+        .gql(Some(&author), grant, json!({ "n": "capable", "c": ["KV"] }))
+        .await;
+    assert_eq!(gql_code(&v), Some("FORBIDDEN"), "{v}");
+    let v = app
+        .gql(Some(&admin), grant, json!({ "n": "capable", "c": ["KV", "CONTENT"] }))
+        .await;
+    assert_eq!(
+        v["data"]["setPluginGrants"]["grantedCapabilities"],
+        json!(["KV", "CONTENT"]),
+        "{v}"
+    );
+
+    // kv: the quota counts keys and values together; rewriting a key reuses its room.
+    let v = save_titled(&app, &admin, "kv-fill").await;
+    let title = v["data"]["saveVersion"]["title"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(title.starts_with("a: Ok(()); b: Err("), "{title}");
+    assert!(title.contains("quota") && title.ends_with("a again: Ok(())"), "{title}");
+    let v = save_titled(&app, &admin, "kv-get:a").await;
+    assert_eq!(
+        v["data"]["saveVersion"]["title"],
+        format!("kv: 650 bytes: {}", "A".repeat(16)),
+        "{v}"
+    );
+    let v = save_titled(&app, &admin, "kv-get:b").await;
+    assert_eq!(v["data"]["saveVersion"]["title"], "kv: none", "{v}");
+
+    // content: what the acting user may read, nothing more.
+    let v = app
+        .gql(
+            Some(&admin),
+            "mutation { createDocument(input: {title: \"Secret plan\", slug: \"secret-plan\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert!(v["errors"].is_null(), "{v}");
+    let v = save_titled(&app, &admin, "content:secret-plan").await;
+    assert_eq!(v["data"]["saveVersion"]["title"], "found: Secret plan", "{v}");
+    let v = save_titled(&app, &author, "content:secret-plan").await;
+    assert_eq!(v["data"]["saveVersion"]["title"], "found nothing", "{v}");
+    let v = save_titled(&app, &author, "content:no-such-document").await;
+    assert_eq!(v["data"]["saveVersion"]["title"], "found nothing", "{v}");
+
+    // after-publish: the publish succeeds at once; the failing call is tried 3 times.
+    let doc = app.create_doc(&admin, "after-fail").await;
+    let v = app.gql(Some(&admin), PUBLISH, json!({ "d": doc["id"] })).await;
+    assert_eq!(v["data"]["publish"]["status"], "PUBLISHED", "{v}");
+    let gave_up = "vellum_plugin_after_publish_total{plugin=\"capable\",outcome=\"gave-up\"} 1";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        let (_, m) = app.request("GET", "/metrics", None, None).await;
+        let m = m.as_str().unwrap_or_default().to_string();
+        if m.contains(gave_up) {
+            break m;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no give-up in 20 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        metrics.contains("vellum_plugin_after_publish_total{plugin=\"capable\",outcome=\"retried\"} 2"),
+        "{metrics}"
+    );
+    let v = save_titled(&app, &admin, "kv-get:attempts").await;
+    assert_eq!(v["data"]["saveVersion"]["title"], "kv: 1 bytes: 3", "{v}");
+}
+
+/// The second-language plugin (JavaScript through componentize-js, built by the test
+/// command from plugins/excerpt-js) works the same way through the server. Without its
+/// build (no Node.js) the test says so and passes, unless `VELLUM_REQUIRE_JS_PLUGIN=1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_plugin_works_like_the_rust_ones() {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/excerpt-js");
+    if !source.join("plugin.wasm").exists() {
+        assert!(
+            std::env::var("VELLUM_REQUIRE_JS_PLUGIN").is_err(),
+            "plugins/excerpt-js/plugin.wasm is missing: `cd plugins/excerpt-js && npm ci && npm run build`"
+        );
+        eprintln!("skipped: plugins/excerpt-js is not built (cd plugins/excerpt-js && npm ci && npm run build)");
+        return;
+    }
+    // Installed as an operator would: the files, and the sha256 once trusted.
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join("excerpt-js");
+    std::fs::create_dir_all(&to).unwrap();
+    let wasm = std::fs::read(source.join("plugin.wasm")).unwrap();
+    std::fs::write(to.join("plugin.wasm"), &wasm).unwrap();
+    let manifest = std::fs::read_to_string(source.join("plugin.toml")).unwrap();
+    let sha = vellum::plugins::runtime::sha256_hex(&wasm);
+    std::fs::write(to.join("plugin.toml"), format!("sha256 = \"{sha}\"\n{manifest}")).unwrap();
+
+    let app = app_with(Backend::Sqlite, dir.path(), |c| {
+        c.plugins.bundled = false;
+        c.plugins.grants.insert("excerpt-js".into(), vec!["config".into()]);
+    })
+    .await;
+    let (admin, _) = app.register("admin@example.com", "Admin").await;
+    let p = plugin(&app, &admin, "excerpt-js").await;
+    assert_eq!(p["status"], "ENABLED", "{p}");
+    assert_eq!(p["hooks"], json!(["ENRICH"]), "{p}");
+
+    let doc = app.create_doc(&admin, "JS").await;
+    let id = doc["id"].as_str().unwrap();
+    let long = "word ".repeat(60);
+    set_markdown(&app, &admin, id, &format!("First paragraph.\n\n{long}\n")).await;
+    let v = app.gql(Some(&admin), SAVE, json!({ "d": id, "l": "js" })).await;
+    let f = &v["data"]["saveVersion"]["fields"]["excerpt-js"];
+    assert_eq!(f["paragraphs"], 2, "{v}");
+    assert_eq!(f["characters"], 17 + 60 * 5 - 1, "{v}");
+    let excerpt = f["excerpt"].as_str().unwrap_or_else(|| panic!("{v}"));
+    assert!(
+        excerpt.starts_with("First paragraph. word") && excerpt.ends_with('…'),
+        "{excerpt}"
+    );
+    assert!(excerpt.chars().count() <= 160, "{excerpt}");
+
+    // Its setting, validated against its schema, reaches the component.
+    let set = "mutation($n: String!, $c: JSON!) { setPluginConfig(name: $n, config: $c) { config } }";
+    let v = app
+        .gql(
+            Some(&admin),
+            set,
+            json!({ "n": "excerpt-js", "c": { "excerptLength": 5 } }),
+        )
+        .await;
+    assert_eq!(gql_code(&v), Some("VALIDATION"), "below its minimum: {v}");
+    let v = app
+        .gql(
+            Some(&admin),
+            set,
+            json!({ "n": "excerpt-js", "c": { "excerptLength": 30 } }),
+        )
+        .await;
+    assert!(v["errors"].is_null(), "{v}");
+    let v = app.gql(Some(&admin), SAVE, json!({ "d": id, "l": "short" })).await;
+    let excerpt = v["data"]["saveVersion"]["fields"]["excerpt-js"]["excerpt"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(excerpt, "First paragraph. word word…", "{v}");
+    // The same fields on the document, and the call in the statistics.
+    let v = app
+        .gql(
+            Some(&admin),
+            "query($id: ID!) { document(id: $id, draft: true) { fields } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(v["data"]["document"]["fields"]["excerpt-js"]["paragraphs"], 2, "{v}");
+    let p = plugin(&app, &admin, "excerpt-js").await;
+    assert!(p["calls"].as_u64().unwrap() >= 2 && p["failures"] == 0, "{p}");
+}

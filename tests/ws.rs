@@ -223,13 +223,13 @@ async fn slow_clients_are_cut_off_but_websockets_stay(backend: Backend) {
 
 /// The GraphQL subscription socket (`graphql-transport-ws` on GET /graphql): past
 /// `graphql.max_connections` open ones a socket is refused before the upgrade (503 BUSY);
-/// one that never sends `connection_init` is closed after `server.request_timeout_secs`,
-/// an initialised one stays open past that, and a message over `server.max_body_bytes`
+/// one that never sends `connection_init` is closed after `graphql.init_timeout_secs`
+/// (4408), an initialised one stays open past that, and a message over `server.max_body_bytes`
 /// closes it.
 async fn subscription_sockets_are_bounded(backend: Backend) {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let app = TestApp::with_config(backend, |c| {
-        c.server.request_timeout_secs = 1;
+        c.graphql.init_timeout_secs = 1;
         c.server.max_body_bytes = 64 * 1024;
         c.graphql.max_connections = 2;
     })
@@ -274,10 +274,12 @@ async fn subscription_sockets_are_bounded(backend: Backend) {
     let init = r#"{"type":"connection_init","payload":{}}"#;
     working.send(Message::Text(init.into())).await.unwrap();
     assert!(next_text(&mut working).await.contains("connection_ack"));
-    let silent_closed = tokio::time::timeout(ten_s, closed(&mut silent)).await;
-    assert!(
-        silent_closed.is_ok(),
-        "a socket that never initialised was open after 10 s"
+    let silent_closed = tokio::time::timeout(ten_s, closed_with(&mut silent)).await;
+    assert_eq!(
+        silent_closed
+            .expect("a socket that never initialised was open after 10 s")
+            .0,
+        4408
     );
     assert!(started.elapsed() >= std::time::Duration::from_millis(900));
     // The closed socket's slot is free again. The server releases it just after closing,
@@ -540,7 +542,9 @@ both_backends!(
     sessions_follow_connections,
     slow_clients_are_cut_off_but_websockets_stay,
     subscription_sockets_are_bounded,
-    operations_per_subscription_socket_are_bounded
+    operations_per_subscription_socket_are_bounded,
+    access_taken_away_while_connected,
+    sessions_end_their_sockets
 );
 
 /// The status line of a request with `headers` (CRLF-terminated lines) and `body`.
@@ -707,4 +711,239 @@ async fn cross_site_requests_cannot_use_the_session_cookie() {
             "{what}: expected {expected}, got {status}"
         );
     }
+}
+
+/// A graphql-transport-ws socket, initialised with `token` (none: the init is not sent).
+async fn gql_socket(
+    base: &str,
+    token: Option<&str>,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("{base}/graphql").into_client_request().unwrap();
+    let protocol = "graphql-transport-ws".parse().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Protocol", protocol);
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    if let Some(token) = token {
+        let init = serde_json::json!({ "type": "connection_init", "payload": { "token": token } });
+        ws.send(Message::Text(init.to_string().into())).await.unwrap();
+    }
+    ws
+}
+
+/// The next message on a socket: text as JSON (binary as `{"binary": [bytes]}`), or the
+/// close frame's code and reason.
+async fn next_message(
+    ws: &mut (impl StreamExt<Item = Result<Message, impl std::fmt::Debug>> + Unpin),
+) -> Result<serde_json::Value, (u16, String)> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).unwrap()),
+            Some(Ok(Message::Binary(b))) => return Ok(serde_json::json!({ "binary": b.to_vec() })),
+            Some(Ok(Message::Close(Some(f)))) => return Err((u16::from(f.code), f.reason.to_string())),
+            Some(Ok(Message::Close(None))) => return Err((1005, String::new())),
+            Some(Ok(_)) => {}
+            other => panic!("the socket ended without a close frame: {other:?}"),
+        }
+    }
+}
+
+/// Waits for the close frame, skipping other messages.
+async fn closed_with(ws: &mut (impl StreamExt<Item = Result<Message, impl std::fmt::Debug>> + Unpin)) -> (u16, String) {
+    loop {
+        if let Err(close) = next_message(ws).await {
+            return close;
+        }
+    }
+}
+
+fn subscribe(id: &str, query: &str, doc: &str) -> Message {
+    let m =
+        serde_json::json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": { "d": doc } } });
+    Message::Text(m.to_string().into())
+}
+
+/// Access taken away while connected: a lowered share makes the document socket
+/// read-only (its edits refused and not stored); a removed share closes it with 4403
+/// and ends the user's subscriptions; a revoked API token closes its sockets. Each
+/// within 5 s (the check runs every `auth.access_check_ms`, here 200 ms).
+async fn access_taken_away_while_connected(backend: Backend) {
+    let app = TestApp::with_config(backend, |c| c.auth.access_check_ms = 200).await;
+    let base = serve(&app).await;
+    let (owner, _) = app.register("owner@example.com", "Owner").await;
+    let (alice, alice_id) = app.register("alice@example.com", "Alice").await;
+    let doc = app.create_doc(&owner, "Shared").await;
+    let id = doc["id"].as_str().unwrap().to_string();
+    let share = |role: &'static str| {
+        let (app, owner, id) = (&app, owner.clone(), id.clone());
+        async move {
+            let v = app
+                .gql(
+                    Some(&owner),
+                    "mutation($d: ID!, $r: AccessGrant!) { grantAccess(documentId: $d, userEmail: \"alice@example.com\", role: $r) }",
+                    serde_json::json!({ "d": id, "r": role }),
+                )
+                .await;
+            assert_eq!(v["data"]["grantAccess"], true, "{v}");
+        }
+    };
+    share("EDITOR").await;
+    let five_s = std::time::Duration::from_secs(5);
+    let ten_s = std::time::Duration::from_secs(10);
+
+    // The owner watches presence; Alice has the document open and watches it change.
+    let presence = "subscription($d: ID!) { presenceChanged(documentId: $d) { userId readOnly } }";
+    let mut watcher = gql_socket(&base, Some(&owner)).await;
+    assert_eq!(next_message(&mut watcher).await.unwrap()["type"], "connection_ack");
+    watcher.send(subscribe("p", presence, &id)).await.unwrap();
+    let alice_in = |m: &serde_json::Value| -> Option<bool> {
+        m["payload"]["data"]["presenceChanged"]
+            .as_array()?
+            .iter()
+            .find(|p| p["userId"] == alice_id.as_str())
+            .map(|p| p["readOnly"].as_bool().unwrap())
+    };
+    let url = format!("{base}/ws/doc/{id}?token={alice}");
+    let (mut sock, _) = tokio_tungstenite::connect_async(&url).await.expect("upgrade");
+    sock.next().await.unwrap().unwrap(); // sync step 1
+    loop {
+        let m = tokio::time::timeout(ten_s, next_message(&mut watcher))
+            .await
+            .unwrap()
+            .unwrap();
+        if alice_in(&m) == Some(false) {
+            break;
+        }
+    }
+    let mut alice_subs = gql_socket(&base, Some(&alice)).await;
+    assert_eq!(next_message(&mut alice_subs).await.unwrap()["type"], "connection_ack");
+    let changed = "subscription($d: ID!) { documentChanged(id: $d) { kind } }";
+    alice_subs.send(subscribe("c", changed, &id)).await.unwrap();
+    alice_subs.send(subscribe("p", presence, &id)).await.unwrap();
+    assert_eq!(next_message(&mut alice_subs).await.unwrap()["id"], "p");
+
+    // Lowered to viewer: the socket stays, read-only, and says so when she types.
+    share("VIEWER").await;
+    tokio::time::timeout(five_s, async {
+        loop {
+            let m = next_message(&mut watcher).await.unwrap();
+            if alice_in(&m) == Some(true) {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the socket was not read-only within 5 s");
+    let edit = {
+        use yrs::updates::encoder::Encode;
+        use yrs::{Text, Transact};
+        let d = yrs::Doc::new();
+        let t = d.get_or_insert_text("default");
+        let mut txn = d.transact_mut();
+        t.insert(&mut txn, 0, "not allowed");
+        let update = txn.encode_update_v1();
+        yrs::sync::Message::Sync(yrs::sync::SyncMessage::Update(update)).encode_v1()
+    };
+    sock.send(Message::binary(edit)).await.unwrap();
+    let denied = tokio::time::timeout(ten_s, async {
+        loop {
+            let m = next_message(&mut sock).await.expect("still open");
+            // y-protocols' auth message: [2, 0 = permission denied, reason].
+            if let Some(b) = m["binary"].as_array()
+                && b.first() == Some(&serde_json::json!(2))
+            {
+                return m;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(denied["binary"][1], 0, "{denied}");
+    let (stored, _) = app.state.collab.durable_body(id.parse().unwrap()).await.unwrap();
+    assert!(!stored.text().contains("not allowed"), "{}", stored.text());
+
+    // Removed: the socket closes with 4403, her subscriptions end, and she cannot reconnect.
+    share("NONE").await;
+    let close = tokio::time::timeout(five_s, closed_with(&mut sock))
+        .await
+        .expect("the socket was open 5 s after access was taken away");
+    assert_eq!(close.0, 4403, "{close:?}");
+    let mut completed = std::collections::BTreeSet::new();
+    tokio::time::timeout(five_s, async {
+        while completed.len() < 2 {
+            let m = next_message(&mut alice_subs).await.unwrap();
+            if m["type"] == "complete" {
+                completed.insert(m["id"].as_str().unwrap().to_string());
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("subscriptions still running after 5 s: ended {completed:?}"));
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
+        other => panic!("reconnected: {:?}", other.map(|(_, r)| r.status())),
+    }
+
+    // A revoked API token: its socket on her own document closes.
+    let own = app.create_doc(&alice, "Hers").await;
+    let v = app
+        .gql(
+            Some(&alice),
+            "mutation { createApiToken(name: \"editor\", scope: WRITE) { token apiToken { id } } }",
+            serde_json::json!({}),
+        )
+        .await;
+    let token = v["data"]["createApiToken"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v}"));
+    let token_id = v["data"]["createApiToken"]["apiToken"]["id"].as_str().unwrap();
+    let url = format!("{base}/ws/doc/{}?token={token}", own["id"].as_str().unwrap());
+    let (mut sock, _) = tokio_tungstenite::connect_async(&url).await.expect("upgrade");
+    sock.next().await.unwrap().unwrap();
+    let v = app
+        .gql(
+            Some(&alice),
+            "mutation($id: ID!) { revokeApiToken(id: $id) }",
+            serde_json::json!({ "id": token_id }),
+        )
+        .await;
+    assert_eq!(v["data"]["revokeApiToken"], true, "{v}");
+    let close = tokio::time::timeout(five_s, closed_with(&mut sock))
+        .await
+        .expect("the token's socket was open 5 s after it was revoked");
+    assert_eq!(close.0, 4403, "{close:?}");
+}
+
+/// A session token that expires while its sockets are open closes them: the document
+/// socket with 4401, the subscription socket with graphql-transport-ws's 4401. A
+/// subscription socket that never initialises is closed with 4408, and one whose token
+/// is not valid with 4403.
+async fn sessions_end_their_sockets(backend: Backend) {
+    let app = TestApp::with_config(backend, |c| {
+        c.auth.access_check_ms = 100;
+        c.auth.token_ttl_secs = 1;
+        c.graphql.init_timeout_secs = 1;
+    })
+    .await;
+    let base = serve(&app).await;
+    let (owner, _) = app.register("owner@example.com", "Owner").await;
+    let doc = app.create_doc(&owner, "Brief").await;
+    let id = doc["id"].as_str().unwrap();
+    let (mut sock, _) = tokio_tungstenite::connect_async(format!("{base}/ws/doc/{id}?token={owner}"))
+        .await
+        .expect("upgrade");
+    let mut subs = gql_socket(&base, Some(&owner)).await;
+    assert_eq!(next_message(&mut subs).await.unwrap()["type"], "connection_ack");
+    // The token verifies until `exp` plus 5 s of leeway: 6 s from now at most.
+    let twenty_s = std::time::Duration::from_secs(20);
+    let close = tokio::time::timeout(twenty_s, closed_with(&mut sock)).await.unwrap();
+    assert_eq!(close.0, 4401, "{close:?}");
+    let close = tokio::time::timeout(twenty_s, closed_with(&mut subs)).await.unwrap();
+    assert_eq!(close, (4401, "Unauthorized: the session expired".into()));
+
+    let mut silent = gql_socket(&base, None).await;
+    let close = tokio::time::timeout(twenty_s, closed_with(&mut silent)).await.unwrap();
+    assert_eq!(close, (4408, "Connection initialisation timeout".into()));
+    let mut bad = gql_socket(&base, Some("not-a-token")).await;
+    let close = tokio::time::timeout(twenty_s, closed_with(&mut bad)).await.unwrap();
+    assert_eq!(close.0, 4403, "{close:?}");
 }

@@ -17,6 +17,9 @@ pub struct Claims {
     pub exp: i64,
 }
 
+/// Clock skew allowed when checking `exp` and `nbf`, in seconds.
+pub(super) const LEEWAY_SECS: u64 = 5;
+
 /// Longer tokens are refused before any decoding: ours are about 250 bytes.
 const MAX_TOKEN_BYTES: usize = 4096;
 
@@ -39,7 +42,7 @@ impl JwtKeys {
         validation.set_audience(&[&cfg.jwt_audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
         // `Config::validate` checked the date; an unparsable one turns the old key off.
         let previous = (!cfg.jwt_previous_secret.is_empty())
             .then(|| DateTime::parse_from_rfc3339(&cfg.jwt_previous_until).ok())

@@ -4,12 +4,14 @@
 //! [`Principal`] with [`Auth::authenticate`], and every decision about a document goes
 //! through [`policy`]. No interface checks roles by itself.
 
+pub mod access;
 mod jwt;
 mod password;
 pub mod policy;
 mod service;
 mod throttle;
 
+pub use access::{AccessChanges, Credential};
 pub use jwt::{Claims, JwtKeys};
 pub use policy::{Access, Grant};
 pub use service::{API_TOKEN_PREFIX, Auth, NewApiToken, RegisterInput, create_user};

@@ -176,7 +176,7 @@ fn validate_email(email: &str) -> Result<()> {
 
 /// Tokens have 256 random bits, so a fast hash is enough (no salt or argon2 needed):
 /// the database holds nothing that can be used as a token.
-fn hash_api_token(token: &str) -> String {
+pub(super) fn hash_api_token(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

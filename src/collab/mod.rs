@@ -51,6 +51,18 @@ pub struct Peer {
     pub user_id: Option<Uuid>,
     pub display_name: String,
     pub read_only: bool,
+    /// What the connection authenticated with, to check it again when access may have
+    /// been taken away (`ws::start_access_checks`); `None`: never checked again.
+    pub credential: Option<crate::auth::Credential>,
+}
+
+/// What checking a connection's access again decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Close it with this code and reason.
+    Close(u16, &'static str),
+    /// Keep it, editing or (`true`) only reading.
+    ReadOnly(bool),
 }
 
 /// This node's id: `collab.node_id`, or a random one.
@@ -374,6 +386,33 @@ impl Collab {
             return Vec::new();
         }
         answer.await.unwrap_or_default()
+    }
+
+    /// Every connection on this node and who it is, by document.
+    pub async fn peers(&self) -> Vec<(Uuid, Vec<(ConnId, Peer)>)> {
+        let rooms: Vec<(Uuid, RoomHandle)> = {
+            let rooms = self.shared.rooms.lock().expect("rooms lock");
+            rooms.iter().map(|(id, r)| (*id, r.clone())).collect()
+        };
+        let mut out = Vec::with_capacity(rooms.len());
+        for (id, room) in rooms {
+            let (reply, answer) = oneshot::channel();
+            if room.tx.send(Cmd::Peers { reply }).await.is_ok()
+                && let Ok(peers) = answer.await
+                && !peers.is_empty()
+            {
+                out.push((id, peers));
+            }
+        }
+        out
+    }
+
+    /// Tells a document's room what checking its connections' access again decided.
+    pub async fn reauthorized(&self, document_id: Uuid, verdicts: Vec<(ConnId, Verdict)>) {
+        let room = self.shared.rooms.lock().expect("rooms lock").get(&document_id).cloned();
+        if let Some(room) = room {
+            let _ = room.tx.send(Cmd::Reauthorized { verdicts }).await;
+        }
     }
 
     /// Open document sockets on this node (metrics).

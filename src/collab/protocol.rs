@@ -29,6 +29,12 @@ pub mod close {
     pub const INTERNAL: u16 = 1011;
     /// Too many connections, or the client fell too far behind: try again later.
     pub const TRY_AGAIN: u16 = 1013;
+    /// The session token expired while connected: sign in again.
+    pub const SESSION_EXPIRED: u16 = 4401;
+    /// Access to the document was taken away while connected (a share removed, the
+    /// document deleted, the API token revoked): reconnecting with the same
+    /// credentials is refused.
+    pub const ACCESS_REVOKED: u16 = 4403;
 }
 
 pub type AwarenessEntry = (u64, u32, std::sync::Arc<str>);

@@ -23,7 +23,7 @@ use super::awareness::{Awareness, REMOTE};
 use super::outbox::{OutboxSender, SendError};
 use super::protocol::{self, Incoming, close};
 use super::writer::WriteResult;
-use super::{Collab, ConnId, Fault, JoinError, Peer};
+use super::{Collab, ConnId, Fault, JoinError, Peer, Verdict};
 use crate::bus::{BusEvent, BusMessage};
 use crate::store::StoredState;
 
@@ -178,6 +178,14 @@ pub(super) enum Cmd {
     },
     Presence {
         reply: oneshot::Sender<Vec<PresenceEntry>>,
+    },
+    /// The connections and who they are (access checked again).
+    Peers {
+        reply: oneshot::Sender<Vec<(ConnId, Peer)>>,
+    },
+    /// Access checked again: what changes for these connections.
+    Reauthorized {
+        verdicts: Vec<(ConnId, Verdict)>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -532,13 +540,16 @@ fn refuse(cmd: Cmd, refusal: impl Fn() -> JoinRefused) {
         Cmd::Presence { reply } => {
             let _ = reply.send(Vec::new());
         }
+        Cmd::Peers { reply } => {
+            let _ = reply.send(Vec::new());
+        }
         Cmd::Shutdown { reply } => {
             let _ = reply.send(());
         }
         Cmd::Edit { reply, .. } => {
             let _ = reply.send(Err(EditError::Failed("the document was unloading; try again".into())));
         }
-        Cmd::Frame { .. } | Cmd::Leave { .. } | Cmd::Probe { .. } => {}
+        Cmd::Frame { .. } | Cmd::Leave { .. } | Cmd::Probe { .. } | Cmd::Reauthorized { .. } => {}
     }
 }
 
@@ -705,6 +716,14 @@ impl Room {
             }
             Cmd::Presence { reply } => {
                 let _ = reply.send(self.presence());
+                Flow::Continue
+            }
+            Cmd::Peers { reply } => {
+                let _ = reply.send(self.conns.iter().map(|(id, c)| (*id, c.peer.clone())).collect());
+                Flow::Continue
+            }
+            Cmd::Reauthorized { verdicts } => {
+                self.reauthorized(verdicts);
                 Flow::Continue
             }
             Cmd::Probe { last_seq } => {
@@ -1430,6 +1449,31 @@ impl Room {
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
             self.send(id, frame.clone());
+        }
+    }
+
+    /// Applies what checking access again decided: a connection that lost access is
+    /// closed (its awareness states go with it); one whose share changed may now only
+    /// read, or edit again.
+    fn reauthorized(&mut self, verdicts: Vec<(ConnId, Verdict)>) {
+        let mut changed = false;
+        for (conn, verdict) in verdicts {
+            match verdict {
+                Verdict::Close(code, reason) => self.kill(conn, code, reason),
+                Verdict::ReadOnly(read_only) => {
+                    if let Some(c) = self.conns.get_mut(&conn)
+                        && c.peer.read_only != read_only
+                    {
+                        tracing::info!(document = %self.id, conn, read_only, "access changed");
+                        c.peer.read_only = read_only;
+                        c.told_read_only = false;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if changed {
+            self.presence_changed();
         }
     }
 

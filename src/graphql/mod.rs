@@ -26,7 +26,7 @@ use axum::response::{Html, IntoResponse, Response};
 use futures::future::Either;
 use futures::{SinkExt, Stream, StreamExt};
 
-use crate::auth::Principal;
+use crate::auth::{Credential, Principal};
 use crate::error::Error;
 use crate::rest::bearer_token;
 use crate::slots::Slots;
@@ -137,7 +137,7 @@ pub async fn graphql_get(
     };
     let schema = schema.0.clone();
     let max_message = app.config.server.max_body_bytes;
-    let init_within = crate::app::request_timeout(&app.config).unwrap_or(Duration::MAX);
+    let init_within = Duration::from_secs(app.config.graphql.init_timeout_secs.max(1));
     // tungstenite's defaults are a 128 KiB read buffer per socket, allocated up front,
     // and 64 MiB messages: a thousand sockets opened and left silent took 134 MB. Sockets
     // start with 512 B and take messages up to a request body's limit.
@@ -152,11 +152,16 @@ pub async fn graphql_get(
         let _slot = slot;
         let (mut sink, stream) = socket.split();
         let operations = Operations::new(max_operations);
-        let stream = operations.count_started(first_message_within(stream, init_within));
+        let ending = Ending::default();
+        let (expiry_tx, expiry_rx) = tokio::sync::watch::channel(None);
+        let stream = first_message_within(stream, init_within, ending.clone())
+            .take_until(Box::pin(session_expiry(expiry_rx, ending.clone())));
+        let stream = operations.count_started(stream);
         let out = (&mut sink).with(|m: Message| {
             operations.note_ended(&m);
-            futures::future::ready(Ok::<_, axum::Error>(m))
+            futures::future::ready(Ok::<_, axum::Error>(ending.rewrite(m)))
         });
+        let init_ending = ending.clone();
         GraphQLWebSocket::new_with_pair(out, stream, schema, protocol)
             .on_connection_init(move |payload| async move {
                 let token = payload
@@ -164,22 +169,96 @@ pub async fn graphql_get(
                     .and_then(|t| t.as_str())
                     .map(String::from)
                     .or(cookie_token);
-                let principal = app.auth.authenticate(&app.store, token.as_deref()).await.map_err(gql)?;
+                let principal = match app.auth.authenticate(&app.store, token.as_deref()).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        if matches!(e, Error::Unauthenticated) {
+                            init_ending.set(FORBIDDEN, "Forbidden: the token is not valid");
+                        }
+                        return Err(gql(e));
+                    }
+                };
+                let credential = token.as_deref().and_then(|t| Credential::of(&app.auth, t));
+                let _ = expiry_tx.send(credential.as_ref().and_then(Credential::valid_until));
                 let mut data = async_graphql::Data::default();
                 data.insert(principal);
+                data.insert(SocketCredential(credential));
                 data.insert(app);
                 Ok(data)
             })
             .serve()
             .await;
-        if let Some(reason) = operations.over_limit() {
+        let close = match (operations.over_limit(), ending.take()) {
+            (Some(reason), _) => Some((TOO_MANY_OPERATIONS, reason)),
+            (None, Some((code, reason))) => Some((code, reason.to_string())),
+            (None, None) => None,
+        };
+        if let Some((code, reason)) = close {
             let close = CloseFrame {
-                code: TOO_MANY_OPERATIONS,
+                code,
                 reason: reason.into(),
             };
             let _ = sink.send(Message::Close(Some(close))).await;
         }
     })
+}
+
+/// What a subscription socket authenticated with (`connection_init`'s token or the
+/// cookie), for checking access again while its subscriptions run.
+pub(crate) struct SocketCredential(pub Option<Credential>);
+
+/// graphql-transport-ws's close codes for a socket that did not initialise in time, one
+/// whose token is not valid (async-graphql says 1002), and one whose session expired.
+const INIT_TIMEOUT: u16 = 4408;
+const FORBIDDEN: u16 = 4403;
+const UNAUTHORIZED: u16 = 4401;
+
+/// Why this side ends a subscription socket, when it is not async-graphql's own
+/// reason: the close frame sent, or the one async-graphql's is replaced with.
+#[derive(Clone, Default)]
+struct Ending(Arc<Mutex<Option<(u16, &'static str)>>>);
+
+impl Ending {
+    fn set(&self, code: u16, reason: &'static str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert((code, reason));
+    }
+
+    fn take(&self) -> Option<(u16, &'static str)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// async-graphql's close frame, replaced when this side knows better why.
+    fn rewrite(&self, m: Message) -> Message {
+        match m {
+            Message::Close(_) => match self.take() {
+                Some((code, reason)) => Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })),
+                None => m,
+            },
+            m => m,
+        }
+    }
+}
+
+/// Completes when the socket's session token expires (never for an API token, nor
+/// before `connection_init` named a token), saying so in `ending`.
+async fn session_expiry(mut expiry: tokio::sync::watch::Receiver<Option<i64>>, ending: Ending) {
+    let valid_until = loop {
+        if let Some(t) = *expiry.borrow_and_update() {
+            break t;
+        }
+        if expiry.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    };
+    let left = valid_until.saturating_sub(chrono::Utc::now().timestamp()).max(0);
+    tokio::time::sleep(Duration::from_secs(left as u64)).await;
+    ending.set(UNAUTHORIZED, "Unauthorized: the session expired");
 }
 
 /// Initial size of a subscription socket's read buffer (tungstenite's; it grows for a
@@ -299,11 +378,19 @@ pub struct SubscriptionSockets(pub Slots);
 /// message is `connection_init`, which the protocol expects promptly; without this a
 /// socket opened and left silent was held forever, since async-graphql has no such
 /// timeout (its keep-alive timeout would close idle subscribers too).
-fn first_message_within<S: Stream + Unpin>(mut stream: S, timeout: Duration) -> impl Stream<Item = S::Item> {
+fn first_message_within<S: Stream + Unpin>(
+    mut stream: S,
+    timeout: Duration,
+    ending: Ending,
+) -> impl Stream<Item = S::Item> {
     futures::stream::once(async move {
         match tokio::time::timeout(timeout, stream.next()).await {
             Ok(Some(first)) => Either::Left(futures::stream::iter([first]).chain(stream)),
-            _ => Either::Right(futures::stream::empty()),
+            Ok(None) => Either::Right(futures::stream::empty()),
+            Err(_) => {
+                ending.set(INIT_TIMEOUT, "Connection initialisation timeout");
+                Either::Right(futures::stream::empty())
+            }
         }
     })
     .flatten()

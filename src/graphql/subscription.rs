@@ -9,10 +9,11 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::schema::parse_id;
 use super::types::{Document, DocumentChangeEvent, DocumentChangeKind, Presence, Version};
-use super::{caller, gql, state};
+use super::{SocketCredential, caller, gql, state};
 use crate::auth::Principal;
 use crate::bus::{BusEvent, DocumentChange};
 use crate::documents;
+use crate::error::Error;
 use crate::state::AppState;
 
 /// Presence events closer together than this are sent as one.
@@ -45,9 +46,10 @@ impl Subscription {
             let now = st.collab.presence(id).await;
             Some((now, (rx, st)))
         });
-        Ok(stream::once(async move { current })
+        let events = stream::once(async move { current })
             .chain(changes)
-            .map(|list| list.into_iter().map(Presence::from).collect()))
+            .map(|list| list.into_iter().map(Presence::from).collect());
+        Ok(while_readable(ctx, id, events))
     }
 
     /// Changes to a document: metadata, publication and deletion at once, content
@@ -71,10 +73,11 @@ impl Subscription {
             queued: None,
             done: false,
         };
-        Ok(stream::unfold(state, |mut w| async move {
+        let events = stream::unfold(state, |mut w| async move {
             let event = w.next().await?;
             Some((event, w))
-        }))
+        });
+        Ok(while_readable(ctx, id, events))
     }
 
     /// Versions saved from now on (by hand, by restores and by publishing). Needs read
@@ -84,7 +87,7 @@ impl Subscription {
         let id = parse_id(&document_id, "documentId")?;
         documents::get(&st.store, &who, id).await.map_err(gql)?;
         let rx = st.collab.bus().subscribe(id);
-        Ok(stream::unfold((rx, st, who), move |(mut rx, st, who)| async move {
+        let events = stream::unfold((rx, st, who), move |(mut rx, st, who)| async move {
             loop {
                 let version_id = match rx.recv().await {
                     Ok(m) => match m.event {
@@ -102,8 +105,50 @@ impl Subscription {
                     Err(_) => return None, // access lost
                 }
             }
-        }))
+        });
+        Ok(while_readable(ctx, id, events))
     }
+}
+
+/// `events`, ended once the subscriber may no longer read document `id`: checked
+/// again, from the socket's credential, whenever any node may have taken access away
+/// (`auth::access`), so a removed share, a deleted document or a revoked token stops a
+/// subscription within `auth.access_check_ms` and a check.
+fn while_readable<S>(ctx: &Context<'_>, id: uuid::Uuid, events: S) -> impl Stream<Item = S::Item> + use<S>
+where
+    S: Stream + Send + 'static,
+{
+    let st = state(ctx).clone();
+    let who = caller(ctx).clone();
+    let credential = ctx.data_opt::<SocketCredential>().and_then(|c| c.0.clone());
+    let mut changes = st.access.subscribe();
+    let retry = Duration::from_millis(st.config.auth.access_check_ms.max(100));
+    let lost = async move {
+        let mut owed = false;
+        loop {
+            if !owed && changes.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+            let now = match &credential {
+                Some(c) => c.principal(&st.store).await,
+                None => Ok(who.clone()),
+            };
+            let readable = match now {
+                Ok(now) => documents::get(&st.store, &now, id).await.map(drop),
+                Err(e) => Err(e),
+            };
+            owed = match readable {
+                Ok(()) => false,
+                Err(Error::NotFound(_) | Error::Forbidden(_) | Error::Unauthenticated) => return,
+                // The database did not answer: ask again shortly.
+                Err(_) => {
+                    tokio::time::sleep(retry).await;
+                    true
+                }
+            };
+        }
+    };
+    events.take_until(Box::pin(lost))
 }
 
 /// One `documentChanged` subscription.

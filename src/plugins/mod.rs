@@ -163,6 +163,8 @@ struct Inner {
     states: RwLock<(Option<Instant>, HashMap<String, State>)>,
     stats: Mutex<HashMap<String, Stats>>,
     calls: Arc<Semaphore>,
+    /// Publishes whose `after-publish` calls are queued or running.
+    after_publish: Arc<Semaphore>,
 }
 
 /// The registry. Cheap to clone.
@@ -173,6 +175,8 @@ pub struct Plugins(Arc<Inner>);
 /// long another node's admin change takes to reach this one.
 const STATE_TTL: Duration = Duration::from_secs(2);
 const RECENT_CALLS: usize = 1000;
+/// Tries of one plugin's `after-publish` call for one publish (backoff 200 ms, 800 ms).
+const AFTER_PUBLISH_ATTEMPTS: u32 = 3;
 
 impl Plugins {
     /// No plugins at all (tests of other parts, `plugins.enabled = false`).
@@ -188,6 +192,7 @@ impl Plugins {
             states: RwLock::new((None, HashMap::new())),
             stats: Mutex::new(HashMap::new()),
             calls: Arc::new(Semaphore::new(1)),
+            after_publish: Arc::new(Semaphore::new(config.after_publish_queue.max(1))),
         }))
     }
 
@@ -230,6 +235,7 @@ impl Plugins {
             states: RwLock::new((None, HashMap::new())),
             stats: Mutex::new(HashMap::new()),
             calls: Arc::new(Semaphore::new(config.max_concurrent_calls.max(1) as usize)),
+            after_publish: Arc::new(Semaphore::new(config.after_publish_queue.max(1))),
         }));
         plugins.reload().await;
         plugins
@@ -728,25 +734,38 @@ impl Plugins {
     }
 
     /// Runs `after-publish` in the background: each plugin up to 3 times, with backoff.
+    /// At most `after_publish_queue` publishes wait for theirs at once; past that, a
+    /// publish's calls are skipped (counted and logged), so a slow or failing plugin
+    /// cannot pile up work without bound.
     pub fn after_publish(&self, caller: Caller, doc: Record) {
+        let Ok(permit) = self.0.after_publish.clone().try_acquire_owned() else {
+            crate::metrics::after_publish_dropped();
+            tracing::warn!(document = %doc.id, "after-publish queue full; this publish's after-publish calls are skipped");
+            return;
+        };
         let this = self.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             for (l, state) in this.chain(Hook::AfterPublish).await {
-                for attempt in 1..=3u32 {
+                let name = &l.manifest.name;
+                for attempt in 1..=AFTER_PUBLISH_ATTEMPTS {
                     let input = Input::AfterPublish(context(Hook::AfterPublish, &caller, None), doc.clone());
-                    match this.call(&l, &state, Hook::AfterPublish, input, &caller).await {
-                        Ok(Output::Done(Ok(()))) => break,
-                        Ok(Output::Done(Err(why))) => {
-                            tracing::warn!(plugin = %l.manifest.name, attempt, %why, "after-publish failed")
+                    let failed = match this.call(&l, &state, Hook::AfterPublish, input, &caller).await {
+                        Ok(Output::Done(Err(why))) => why,
+                        Ok(_) => {
+                            crate::metrics::after_publish(name, "ok");
+                            break;
                         }
-                        Ok(_) => break,
-                        Err(f) => {
-                            tracing::warn!(plugin = %l.manifest.name, attempt, kind = f.kind.name(), message = %f.message, "after-publish failed")
-                        }
+                        Err(f) => format!("{}: {}", f.kind.name(), f.message),
+                    };
+                    if attempt == AFTER_PUBLISH_ATTEMPTS {
+                        tracing::warn!(plugin = %name, attempt, why = %failed, "after-publish failed; giving up");
+                        crate::metrics::after_publish(name, "gave-up");
+                        break;
                     }
-                    if attempt < 3 {
-                        tokio::time::sleep(Duration::from_millis(200 * 4u64.pow(attempt - 1))).await;
-                    }
+                    tracing::warn!(plugin = %name, attempt, why = %failed, "after-publish failed; retrying");
+                    crate::metrics::after_publish(name, "retried");
+                    tokio::time::sleep(Duration::from_millis(200 * 4u64.pow(attempt - 1))).await;
                 }
             }
         });

@@ -262,6 +262,14 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// The access epoch (migration 0008): moves whenever a change may have taken
+    /// someone's access away (a share changed or removed, a document deleted, an API
+    /// token revoked), on any node.
+    pub async fn access_epoch(&self) -> anyhow::Result<i64> {
+        let sql = "select epoch from access_epoch where id = 1";
+        Ok(on_db!(self, p => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await)?)
+    }
+
     /// Sets (or with `None` removes) `user`'s grant on a document.
     pub async fn set_grant(
         &self,

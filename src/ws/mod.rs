@@ -3,7 +3,10 @@
 //! framing are this module's own (`frame`): what an idle connection holds is the socket,
 //! its room handles and a small task, with no buffers (benches/HISTORY.md, change 26).
 
+mod access;
 pub mod frame;
+
+pub use access::start_access_checks;
 
 use std::future::poll_fn;
 use std::mem::MaybeUninit;
@@ -24,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use uuid::Uuid;
 
-use crate::auth::{Access, Auth, Principal};
+use crate::auth::{Access, Auth, Credential, Principal};
 use crate::collab::{ConnInput, Connection, Kill, Outbound, Peer, Ready, close};
 use crate::documents;
 use crate::error::Error;
@@ -285,6 +288,7 @@ async fn authorize(
             user_id: Some(user.id),
             display_name: user.display_name.clone(),
             read_only: visible.access < Access::Write,
+            credential: token.and_then(|t| Credential::of(&app.auth, t)),
         },
     ))
 }

@@ -7,6 +7,9 @@
 // sends O(N).
 
 import { test } from 'node:test'
+import * as Y from 'yjs'
+import { Awareness, encodeAwarenessUpdate } from 'y-protocols/awareness'
+import * as encoding from 'lib0/encoding'
 import assert from 'node:assert/strict'
 import { useServer } from './lib/harness.mjs'
 import { createDocument, register } from './lib/api.mjs'
@@ -98,4 +101,56 @@ test('a client that leaves is removed everywhere, once', { timeout: 30_000 }, as
   await c.roundTrip()
   c.provider.ws.off('message', count)
   assert.equal(removals, 1, `c received ${removals} awareness messages for one client leaving`)
+})
+
+test('no connection can change or remove the awareness state another connection owns', { timeout: 30_000 }, async (t) => {
+  const { id: docId } = await createDocument(server, owner.token, 'spoof')
+  const [a, b, mallory] = ['a', 'b', 'mallory'].map((name) => new Client(server, docId, { token: owner.token, name }))
+  t.after(() => [a, b, mallory].forEach((x) => x.destroy()))
+  await Promise.all([a, b, mallory].map((x) => x.synced()))
+  a.provider.awareness.setLocalStateField('user', { name: 'A' })
+  a.provider.awareness.setLocalStateField('cursor', { anchor: 1, head: 1 })
+  const aId = a.doc.clientID
+  const named = (x, name) => x.provider.awareness.getStates().get(aId)?.user?.name === name
+  await waitUntil(() => [b, mallory].every((x) => named(x, 'A')), {
+    on: [b, mallory].map((x) => [x.provider.awareness, 'change']),
+    what: 'b and mallory to see a'
+  })
+  // Everything b's client ever shows for A's client id, not only where it ends up (A's own
+  // client would put a spoof of itself right again, and hide it).
+  const shown = []
+  const record = () => shown.push(JSON.stringify(b.provider.awareness.getStates().get(aId) ?? null))
+  b.provider.awareness.on('change', record)
+  t.after(() => b.provider?.awareness.off('change', record))
+
+  // Mallory claims A's client id with a clock far ahead of A's, then removes it.
+  const fakeDoc = new Y.Doc()
+  fakeDoc.clientID = aId
+  const fake = new Awareness(fakeDoc)
+  const send = (update) => {
+    const enc = encoding.createEncoder()
+    encoding.writeVarUint(enc, MSG_AWARENESS)
+    encoding.writeVarUint8Array(enc, update)
+    mallory.provider.ws.send(encoding.toUint8Array(enc))
+  }
+  for (let i = 0; i < 100; i++) fake.setLocalState({ user: { name: 'Mallory' }, cursor: { anchor: 99, head: 99 } })
+  send(encodeAwarenessUpdate(fake, [aId]))
+  fake.setLocalState(null)
+  send(encodeAwarenessUpdate(fake, [aId]))
+  fake.destroy()
+  fakeDoc.destroy()
+  // The server handles a connection's messages in order: once these answer, the spoofs
+  // were handled, and anything relayed for them reached b before its own answer.
+  await mallory.roundTrip()
+  await b.roundTrip()
+
+  assert.ok(named(b, 'A'), `b shows ${JSON.stringify(b.provider.awareness.getStates().get(aId))} for A`)
+  assert.deepEqual(shown.filter((s) => s.includes('Mallory') || s === 'null'), [], `b was shown a spoof: ${shown.join(', ')}`)
+  // Dropped quietly: Mallory's socket is open, and A's own caret still reaches b.
+  assert.ok(!mallory.events.some((e) => e.includes('connection-close')), mallory.events.join('\n'))
+  a.provider.awareness.setLocalStateField('cursor', { anchor: 2, head: 2 })
+  await waitUntil(() => b.provider.awareness.getStates().get(aId)?.cursor?.head === 2, {
+    on: [[b.provider.awareness, 'change']],
+    what: "A's next caret move to reach b"
+  })
 })
