@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Fuzzes vellum::collab::apply_frame (the `frame` target) for N seconds (default 30).
-#   fuzz/run.sh [SECONDS] [extra libFuzzer flags...]
+# Fuzzes one target for N seconds (default 30):
+#   fuzz/run.sh [TARGET] [SECONDS] [extra libFuzzer flags...]
+# TARGET (default `frame`): frame (y-websocket messages into a document), ws_frame
+# (the WebSocket frame reader against tungstenite's), awareness, content (HTML,
+# Markdown, ProseMirror JSON); `cargo fuzz list` names them.
 # Installs cargo-fuzz if it is missing. Needs the nightly toolchain (`rustup toolchain
 # install nightly`) and a C++ compiler. Exits non-zero when the target crashes; the input
-# that crashed it is left in fuzz/artifacts/frame/.
+# that crashed it is left in fuzz/artifacts/TARGET/: keep it in fuzz/regressions/TARGET/,
+# which the tests replay.
 set -euo pipefail
 cd "$(dirname "$0")/.."   # the repository root: cargo fuzz finds fuzz/ from there
+target=frame
+if [ $# -gt 0 ] && ! [[ $1 =~ ^[0-9]+$ ]]; then
+  target=$1
+  shift
+fi
 seconds="${1:-30}"
 shift || true
 
@@ -32,8 +41,8 @@ if [ "${FUZZ_DEBUG_ASSERTIONS:-0}" = 1 ]; then
 fi
 
 # New inputs found while fuzzing go to fuzz/corpus-work/ (git-ignored); the committed
-# seeds in fuzz/corpus/frame/ are only read.
-mkdir -p fuzz/corpus-work/frame
-echo "== fuzzing frame for ${seconds}s"
-exec cargo +nightly fuzz run "${mode[@]}" frame fuzz/corpus-work/frame fuzz/corpus/frame -- \
+# seeds in fuzz/corpus/TARGET/ are only read.
+mkdir -p "fuzz/corpus-work/$target"
+echo "== fuzzing $target for ${seconds}s"
+exec cargo +nightly fuzz run "${mode[@]}" "$target" "fuzz/corpus-work/$target" "fuzz/corpus/$target" -- \
   -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=65536 -print_final_stats=1 "$@"

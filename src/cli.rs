@@ -275,7 +275,19 @@ async fn reindex(config: &Config) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     if config.server.dev {
-        tracing::warn!("development mode: GraphiQL is on and the JWT secret check is relaxed");
+        tracing::warn!("development mode: GraphiQL and introspection are on, the JWT secret check is relaxed");
+    } else {
+        let found = config.unsafe_settings();
+        if !found.is_empty() {
+            let list: Vec<String> = found.iter().map(|(name, why)| format!("  - {why} [{name}]")).collect();
+            anyhow::bail!(
+                "refusing to start: {} setting(s) would undo a protection:\n{}\nFix them, run in dev mode \
+                 (VELLUM_DEV=1) if this is not production, or accept one on purpose by its name in \
+                 server.allow_unsafe (env VELLUM_SERVER__ALLOW_UNSAFE=introspection,origins)",
+                found.len(),
+                list.join("\n")
+            );
+        }
     }
     tracing::debug!(?config, "settings");
     raise_open_files_limit(config.collab.max_connections);

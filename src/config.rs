@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
     pub trim_memory_after_ms: u64,
     pub allowed_origins: Vec<String>,
+    /// Settings the start-up self-check would refuse, accepted on purpose by name.
+    pub allow_unsafe: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -256,6 +258,55 @@ impl Config {
         Ok(config)
     }
 
+    /// The start-up self-check (`vellum serve` outside dev mode): each setting that would
+    /// undo a protection, by the name `server.allow_unsafe` accepts it under, with what
+    /// to do about it. Dev mode skips it.
+    pub fn unsafe_settings(&self) -> Vec<(&'static str, String)> {
+        let mut found = Vec::new();
+        if self.graphql.introspection {
+            found.push((
+                "introspection",
+                "graphql.introspection is on: anyone can list every field and argument. Set it to false \
+                 (dev mode has it anyway)"
+                    .to_string(),
+            ));
+        }
+        let sqlite = self.database.url.is_empty() || self.database.url.expose().starts_with("sqlite:");
+        if sqlite && self.database.sqlite_synchronous != SqliteSynchronous::Full {
+            found.push((
+                "sqlite-synchronous",
+                "database.sqlite_synchronous is `normal`, weaker than collab.durability = \"strict\" promises: \
+                 acknowledged edits can be lost when the machine loses power. Set it to \"full\""
+                    .to_string(),
+            ));
+        }
+        if self.bus.drop_percent > 0 {
+            found.push((
+                "drop-percent",
+                format!(
+                    "bus.drop_percent is {}: this node drops that share of other nodes' messages on purpose \
+                     (a test switch). Set it to 0",
+                    self.bus.drop_percent
+                ),
+            ));
+        }
+        if self.auth.access_check_ms == 0 {
+            found.push((
+                "access-checks",
+                "auth.access_check_ms is 0: sockets and subscriptions keep access that was taken away. \
+                 Set it to 1000"
+                    .to_string(),
+            ));
+        }
+        for origin in &self.server.allowed_origins {
+            if let Err(why) = check_origin(origin) {
+                found.push(("origins", format!("server.allowed_origins has `{origin}`: {why}")));
+            }
+        }
+        found.retain(|(name, _)| !self.server.allow_unsafe.iter().any(|a| a == name));
+        found
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
         if self.graphql.max_depth == 0 || self.graphql.max_complexity == 0 {
             bail!("graphql.max_depth and graphql.max_complexity must be positive");
@@ -287,6 +338,24 @@ impl Config {
     }
 }
 
+/// An entry of `server.allowed_origins`: a scheme, a host and maybe a port, as browsers
+/// send them in `Origin` (no path, no wildcard).
+fn check_origin(origin: &str) -> Result<(), &'static str> {
+    if origin == "*" || origin.contains('*') {
+        return Err("there are no wildcards; name each origin (e.g. https://app.example.com)");
+    }
+    if origin == "null" {
+        return Err("`null` is the origin of sandboxed frames and local files: any page can send it");
+    }
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return Err("an origin is scheme://host[:port], e.g. https://app.example.com");
+    };
+    if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains('/') || rest.ends_with(':') {
+        return Err("an origin is scheme://host[:port] with no path, e.g. https://app.example.com");
+    }
+    Ok(())
+}
+
 /// Maps an environment variable to a settings path, or `None` if it is not ours.
 fn env_key_path(key: &str) -> Option<Vec<String>> {
     let fixed = |a: &str, b: &str| Some(vec![a.to_string(), b.to_string()]);
@@ -307,7 +376,8 @@ fn env_key_path(key: &str) -> Option<Vec<String>> {
 }
 
 /// Environment values are strings; they are read as the type the default has,
-/// so `VELLUM_DEV=1` is true and `VELLUM_SERVER__PORT=9000` a number.
+/// so `VELLUM_DEV=1` is true, `VELLUM_SERVER__PORT=9000` a number and
+/// `VELLUM_SERVER__ALLOW_UNSAFE=introspection,origins` a list.
 fn parse_env_value(current: &Value, raw: &str) -> anyhow::Result<Value> {
     Ok(match current {
         Value::Boolean(_) => Value::Boolean(match raw.to_ascii_lowercase().as_str() {
@@ -318,6 +388,14 @@ fn parse_env_value(current: &Value, raw: &str) -> anyhow::Result<Value> {
         Value::Integer(_) => Value::Integer(
             raw.parse()
                 .with_context(|| format!("expected an integer, got `{raw}`"))?,
+        ),
+        // A list (`server.allowed_origins`, `server.allow_unsafe`): comma-separated.
+        Value::Array(_) => Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
         ),
         _ => Value::String(raw.to_string()),
     })
@@ -357,6 +435,47 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_self_check_names_each_unsafe_setting_and_its_fix() {
+        assert!(Config::defaults().unsafe_settings().is_empty(), "the defaults are safe");
+        let mut c = Config::defaults();
+        c.graphql.introspection = true;
+        c.database.sqlite_synchronous = SqliteSynchronous::Normal;
+        c.bus.drop_percent = 10;
+        c.auth.access_check_ms = 0;
+        c.server.allowed_origins = vec![
+            "https://app.example.com".into(),
+            "*".into(),
+            "null".into(),
+            "https://x.example.com/path".into(),
+            "app.example.com".into(),
+        ];
+        let found = c.unsafe_settings();
+        let names: Vec<_> = found.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "introspection",
+                "sqlite-synchronous",
+                "drop-percent",
+                "access-checks",
+                "origins",
+                "origins",
+                "origins",
+                "origins"
+            ]
+        );
+        assert!(found[0].1.contains("Set it to false"), "{}", found[0].1);
+        assert!(found[1].1.contains("\"full\""), "{}", found[1].1);
+        // Accepted on purpose, by name.
+        c.server.allow_unsafe = vec!["introspection".into(), "origins".into()];
+        let names: Vec<_> = c.unsafe_settings().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["sqlite-synchronous", "drop-percent", "access-checks"]);
+        // PostgreSQL does not use the SQLite setting.
+        c.database.url = Secret::new("postgres://db/vellum");
+        assert!(!c.unsafe_settings().iter().any(|(n, _)| *n == "sqlite-synchronous"));
     }
 
     #[test]

@@ -467,3 +467,49 @@ fn reindex_rebuilds_while_the_server_runs() {
     assert!(body.contains("\"totalCount\":0"), "{body}");
     sigterm_and_wait(server);
 }
+
+/// Outside dev mode the server refuses settings that undo a protection, naming each and
+/// its fix; naming one in `server.allow_unsafe` accepts it on purpose.
+#[test]
+fn unsafe_settings_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vellum"))
+        .args(["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("VELLUM_DEV")
+        .env_remove("DATABASE_URL")
+        .env("VELLUM_GRAPHQL__INTROSPECTION", "true")
+        .env("VELLUM_DATABASE__SQLITE_SYNCHRONOUS", "normal")
+        .env("VELLUM_SERVER__ALLOWED_ORIGINS", "https://app.example.com,*")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "started with unsafe settings");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for said in [
+        "refusing to start: 3 setting(s)",
+        "graphql.introspection is on",
+        "[introspection]",
+        "database.sqlite_synchronous",
+        "Set it to \"full\"",
+        "server.allowed_origins has `*`",
+        "server.allow_unsafe",
+    ] {
+        assert!(err.contains(said), "`{said}` missing from: {err}");
+    }
+    // Accepted by name, the same settings start (and introspection is then on).
+    let server = start(
+        &[
+            ("VELLUM_GRAPHQL__INTROSPECTION", "true"),
+            ("VELLUM_SERVER__ALLOW_UNSAFE", "introspection"),
+        ],
+        dir.path(),
+    );
+    let (status, _, body) = post_json(
+        &server.addr,
+        "/graphql",
+        r#"{"query":"{ __schema { queryType { name } } }"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"Query\""), "{body}");
+    sigterm_and_wait(server);
+}

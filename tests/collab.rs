@@ -1310,3 +1310,18 @@ async fn a_node_that_misses_every_message_catches_up_and_loses_nothing() {
     );
     assert!(metrics.contains("vellum_bus_dropped_total{reason=\"test\"}"));
 }
+
+/// The `awareness` fuzz target's check on its seeds and on every input it found that
+/// once failed (fuzz/corpus/awareness, fuzz/regressions/awareness).
+#[test]
+fn fuzz_inputs_pass_the_awareness_check() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut n = 0;
+    for dir in ["corpus/awareness", "regressions/awareness"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap().flatten() {
+            vellum::collab::fuzzing::awareness(&std::fs::read(entry.path()).unwrap());
+            n += 1;
+        }
+    }
+    assert!(n >= 2, "{n} inputs");
+}

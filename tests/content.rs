@@ -311,3 +311,18 @@ fn merging_from_a_base_keeps_edits_made_since_the_read() {
     // Nothing to do: nothing changes.
     assert!(!content::merge_blocks(&mut live.transact_mut(), Some(&target), &target));
 }
+
+/// The `content` fuzz target's check on its seeds and on every input it found that
+/// once failed (fuzz/corpus/content, fuzz/regressions/content).
+#[test]
+fn fuzz_inputs_pass_the_content_check() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut n = 0;
+    for dir in ["corpus/content", "regressions/content"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap().flatten() {
+            vellum::content::fuzzing::content(&std::fs::read(entry.path()).unwrap());
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "{n} inputs");
+}

@@ -313,9 +313,13 @@ fn raw_frame(first: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = vec![first];
     match payload.len() {
         n if n < 126 => out.push(0x80 | n as u8),
-        n => {
+        n if n <= u16::MAX as usize => {
             out.push(0x80 | 126);
             out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
         }
     }
     out.extend_from_slice(&mask);
@@ -536,6 +540,503 @@ async fn operations_per_subscription_socket_are_bounded(backend: Backend) {
     assert!(closed.1.contains("at most 2"), "{closed:?}");
 }
 
+/// A case of [`rfc6455_case_groups`]: its name, the bytes, whether they go a byte per
+/// write, the pongs expected in order, whether a sync step 2 answers (`None`: either),
+/// and how the socket ends.
+type Case = (String, Vec<u8>, bool, Vec<Vec<u8>>, Option<bool>, Then);
+
+/// What a case of [`rfc6455_case_groups`] must end in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Then {
+    /// The socket stays open (a ping sent after the case is answered).
+    Open,
+    /// The server closes with this code.
+    Closed(u16),
+}
+
+/// A y-websocket awareness message whose frame payload is exactly `len` bytes (a valid
+/// message of any size, which the room takes and relays).
+fn awareness_of_len(len: usize) -> Vec<u8> {
+    fn var(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(b);
+                return;
+            }
+            out.push(b | 0x80);
+        }
+    }
+    let build = |client: usize, json_len: usize| {
+        let json = format!(r#"{{"x":"{}"}}"#, "a".repeat(json_len));
+        let mut entries = vec![1u8]; // one entry
+        var(client, &mut entries);
+        entries.push(1); // clock 1
+        var(json.len(), &mut entries);
+        entries.extend_from_slice(json.as_bytes());
+        let mut m = vec![1u8]; // messageAwareness
+        var(entries.len(), &mut m);
+        m.extend(entries);
+        m
+    };
+    // A length prefix grows by a byte at some lengths and skips one; a longer client id
+    // (one, two or three bytes) steps over it.
+    for client in [7, 300, 70_000] {
+        let mut json_len = len.saturating_sub(20);
+        while build(client, json_len).len() < len {
+            json_len += 1;
+        }
+        let m = build(client, json_len);
+        if m.len() == len {
+            return m;
+        }
+    }
+    panic!("no awareness message of exactly {len} bytes");
+}
+
+/// RFC 6455 against a real socket, case group by case group as the Autobahn|Testsuite
+/// arranges them (its numbers in the names; the suite itself needs Python 2): framing,
+/// pings, reserved bits, opcodes, fragmentation, UTF-8, close handshakes and limits. Each
+/// case opens a socket, sends its bytes (some a byte per write), and checks the pongs,
+/// the answer to a sync step 1 when it carries one, and how the socket ends: open, or
+/// closed by the server with the code RFC 6455 asks for (1002 protocol error, 1007 not
+/// UTF-8, 1009 too big; 1003 for text, which `/ws/doc` does not speak; 1000 in answer to a
+/// client's close).
+async fn rfc6455_case_groups(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::with_config(backend, |c| c.collab.max_message_bytes = 128 * 1024).await;
+    let base = serve(&app).await;
+    let (owner, _) = app.register("owner@example.com", "Owner").await;
+    let doc = app.create_doc(&owner, "RFC 6455").await;
+    let path = format!("/ws/doc/{}?token={owner}", doc["id"].as_str().unwrap());
+    const FIN: u8 = 0x80;
+    let f = raw_frame;
+    let step1 = [0u8, 0, 1, 0];
+    let bin = |p: &[u8]| f(FIN | 0x2, p);
+    let text = |p: &[u8]| f(FIN | 0x1, p);
+    let ping = |p: &[u8]| f(FIN | 0x9, p);
+    let close = |p: &[u8]| f(FIN | 0x8, p);
+    let code = |c: u16, reason: &[u8]| [&c.to_be_bytes()[..], reason].concat();
+    let bytes_255: Vec<u8> = (0..=255u8).collect();
+    // (name, bytes, a byte per write, pongs expected in order, a sync step 2 expected (`None`:
+    // either; a message the server takes just before it fails the connection may go
+    // unanswered, as Autobahn allows), then)
+    let mut cases: Vec<Case> = vec![
+        (
+            "1.1.1 text message".into(),
+            text(b"hello"),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1003),
+        ),
+        (
+            "1.2.1 binary message".into(),
+            bin(&step1),
+            false,
+            vec![],
+            Some(true),
+            Then::Open,
+        ),
+        (
+            "2.1 ping, no payload".into(),
+            ping(b""),
+            false,
+            vec![vec![]],
+            Some(false),
+            Then::Open,
+        ),
+        (
+            "2.2 ping, text payload".into(),
+            ping(b"Hello, world!"),
+            false,
+            vec![b"Hello, world!".to_vec()],
+            Some(false),
+            Then::Open,
+        ),
+        (
+            "2.3 ping, binary payload".into(),
+            ping(&bytes_255[..125]),
+            false,
+            vec![bytes_255[..125].to_vec()],
+            Some(false),
+            Then::Open,
+        ),
+        (
+            "2.4 ping, 125 bytes".into(),
+            ping(&[0xfe; 125]),
+            false,
+            vec![vec![0xfe; 125]],
+            Some(false),
+            Then::Open,
+        ),
+        (
+            "2.5 ping, 126 bytes".into(),
+            ping(&[0xfe; 126]),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1002),
+        ),
+        (
+            "2.6 ping, 125 bytes, a byte per write".into(),
+            ping(&[0xfe; 125]),
+            true,
+            vec![vec![0xfe; 125]],
+            Some(false),
+            Then::Open,
+        ),
+        (
+            "2.7 unsolicited pong".into(),
+            f(FIN | 0xA, b""),
+            false,
+            vec![],
+            Some(false),
+            Then::Open,
+        ),
+        (
+            "2.8 unsolicited pong with payload".into(),
+            f(FIN | 0xA, b"unsolicited"),
+            false,
+            vec![],
+            Some(false),
+            Then::Open,
+        ),
+        (
+            "2.10 ten pings".into(),
+            (0..10u8).flat_map(|i| ping(&[i])).collect(),
+            false,
+            (0..10u8).map(|i| vec![i]).collect(),
+            Some(false),
+            Then::Open,
+        ),
+        (
+            "3.2 a message, then reserved bits: the message is taken, then 1002".into(),
+            [bin(&step1), f(FIN | 0x20 | 0x2, &step1), ping(b"after")].concat(),
+            false,
+            vec![],
+            None,
+            Then::Closed(1002),
+        ),
+        (
+            "4.1.x reserved opcodes 3-7 after a ping".into(),
+            [ping(b"before"), f(FIN | 0x3, b"")].concat(),
+            false,
+            vec![b"before".to_vec()],
+            Some(false),
+            Then::Closed(1002),
+        ),
+        (
+            "5.1 fragmented ping".into(),
+            [f(0x9, b"frag"), f(FIN, b"ment")].concat(),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1002),
+        ),
+        (
+            "5.2 fragmented pong".into(),
+            [f(0xA, b"frag"), f(FIN, b"ment")].concat(),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1002),
+        ),
+        (
+            "5.3 binary in two fragments".into(),
+            [f(0x2, &step1[..2]), f(FIN, &step1[2..])].concat(),
+            false,
+            vec![],
+            Some(true),
+            Then::Open,
+        ),
+        (
+            "5.6 fragments with a ping between".into(),
+            [f(0x2, &step1[..2]), ping(b"between"), f(FIN, &step1[2..])].concat(),
+            false,
+            vec![b"between".to_vec()],
+            Some(true),
+            Then::Open,
+        ),
+        (
+            "5.8 fragments with a ping between, a byte per write".into(),
+            [
+                f(0x2, &step1[..1]),
+                ping(b"between"),
+                f(0x0, &step1[1..3]),
+                f(FIN, &step1[3..]),
+            ]
+            .concat(),
+            true,
+            vec![b"between".to_vec()],
+            Some(true),
+            Then::Open,
+        ),
+        (
+            "5.9 continuation without a message".into(),
+            [f(FIN, &step1), bin(&step1)].concat(),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1002),
+        ),
+        (
+            "5.10 continuation without a message, unfinished".into(),
+            f(0x0, &step1),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1002),
+        ),
+        (
+            "5.15 a new message before the last one ended".into(),
+            [f(0x2, &step1[..2]), f(0x2, &step1[2..])].concat(),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1002),
+        ),
+        (
+            "5.17 a fragmented text message".into(),
+            [f(0x1, b"frag"), f(FIN, b"ment")].concat(),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1003),
+        ),
+        (
+            "6.1.1 empty text".into(),
+            text(b""),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1003),
+        ),
+        (
+            "6.2.3 text split inside a character".into(),
+            [f(0x1, &"κό".as_bytes()[..3]), f(FIN, &"κό".as_bytes()[3..])].concat(),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1003),
+        ),
+        (
+            "6.3.1 text that is not UTF-8".into(),
+            text(&[
+                0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80, 0x65, 0x64, 0x69,
+                0x74, 0x65, 0x64,
+            ]),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1007),
+        ),
+        (
+            "6.4.1 fail fast: the message is broken before it ends".into(),
+            [f(0x1, "κόσμε".as_bytes()), f(0x0, &[0xf4, 0x90, 0x80, 0x80])].concat(),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1007),
+        ),
+        (
+            "6.x text ending inside a character".into(),
+            [f(0x1, b"ok"), f(FIN, &[0xce])].concat(),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1007),
+        ),
+        (
+            "7.1.1 close, no payload".into(),
+            close(b""),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1000),
+        ),
+        (
+            "7.1.2 close, then a ping: not answered".into(),
+            [close(b""), ping(b"late")].concat(),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1000),
+        ),
+        (
+            "7.3.1 close with a one-byte payload".into(),
+            close(&[3]),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1002),
+        ),
+        (
+            "7.3.3 close 1000 with a reason".into(),
+            close(&code(1000, b"Hello World!")),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1000),
+        ),
+        (
+            "7.3.6 close with a 123-byte reason".into(),
+            close(&code(1000, &[b'*'; 123])),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1000),
+        ),
+        (
+            "7.5.1 close reason that is not UTF-8".into(),
+            close(&code(
+                1000,
+                &[
+                    0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80, 0x65, 0x64,
+                    0x69, 0x74, 0x65, 0x64,
+                ],
+            )),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1007),
+        ),
+        (
+            "9.1 a message over the limit".into(),
+            bin(&vec![0; 128 * 1024 + 1]),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1009),
+        ),
+        (
+            "9.2 fragments over the limit together".into(),
+            [f(0x2, &vec![0; 64 * 1024]), f(0x0, &vec![0; 64 * 1024]), f(FIN, &[0])].concat(),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1009),
+        ),
+    ];
+    for opcode in [3u8, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF] {
+        cases.push((
+            format!("4.x reserved opcode {opcode:#x}"),
+            f(FIN | opcode, b""),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1002),
+        ));
+    }
+    for (rsv, what) in [(0x40u8, "binary"), (0x20, "ping"), (0x10, "close"), (0x70, "binary")] {
+        let op = match what {
+            "ping" => 0x9,
+            "close" => 0x8,
+            _ => 0x2,
+        };
+        cases.push((
+            format!("3.x reserved bits {rsv:#x} on {what}"),
+            f(FIN | rsv | op, b""),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1002),
+        ));
+    }
+    for c in [
+        1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999,
+    ] {
+        cases.push((
+            format!("7.7.x close code {c}"),
+            close(&code(c, b"")),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1000),
+        ));
+    }
+    for c in [
+        0u16, 999, 1004, 1005, 1006, 1014, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+    ] {
+        cases.push((
+            format!("7.9.x close code {c} may not be sent"),
+            close(&code(c, b"")),
+            false,
+            vec![],
+            Some(false),
+            Then::Closed(1002),
+        ));
+    }
+    for len in [125usize, 126, 127, 128, 65535, 65536, 128 * 1024] {
+        cases.push((
+            format!("1.2.x binary message of {len} bytes"),
+            bin(&awareness_of_len(len)),
+            false,
+            vec![],
+            Some(false),
+            Then::Open,
+        ));
+    }
+
+    let ten_s = std::time::Duration::from_secs(10);
+    for (name, bytes, bytewise, pongs, step2, then) in cases {
+        let (mut s, head) = raw_upgrade(&base, &path, &[]).await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{name}: {head}");
+        if bytewise {
+            for b in &bytes {
+                s.write_all(&[*b]).await.unwrap();
+            }
+        } else {
+            s.write_all(&bytes).await.unwrap();
+        }
+        if then == Then::Open {
+            s.write_all(&ping(b"end")).await.unwrap();
+        }
+        let (mut got_pongs, mut got_step2, mut got_end, mut ended) = (Vec::new(), false, false, None);
+        let outcome = tokio::time::timeout(ten_s, async {
+            loop {
+                let (first, payload) = read_raw_frame(&mut s).await;
+                match first {
+                    0x8A if then == Then::Open && payload == b"end" => got_end = true,
+                    0x8A => got_pongs.push(payload),
+                    0x82 if payload.starts_with(&[0, 1]) => got_step2 = true,
+                    0x82 => {} // the room's own messages
+                    0x88 => {
+                        ended = Some(u16::from_be_bytes([payload[0], payload[1]]));
+                        return;
+                    }
+                    other => panic!("{name}: a server frame {other:#x}"),
+                }
+                // The room's answer and the pongs travel apart: wait for both.
+                if got_end && step2.is_none_or(|want| got_step2 == want) {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(
+            outcome.is_ok(),
+            "{name}: no end within 10 s (pongs {got_pongs:?}, step 2 {got_step2})"
+        );
+        assert_eq!(got_pongs, pongs, "{name}: pongs");
+        if let Some(want) = step2 {
+            assert_eq!(got_step2, want, "{name}: the answer to sync step 1");
+        }
+        match then {
+            Then::Open => assert_eq!(ended, None, "{name}: closed"),
+            Then::Closed(c) => {
+                assert_eq!(ended, Some(c), "{name}: the close code");
+                // The server's close is the end: answer it, and the socket is closed.
+                let _ = s.write_all(&close(&code(1000, b""))).await;
+                let mut rest = Vec::new();
+                let read = tokio::time::timeout(ten_s, s.read_to_end(&mut rest)).await;
+                assert!(read.is_ok(), "{name}: the socket stayed open after the close");
+            }
+        }
+    }
+}
+
 both_backends!(
     socket_limits_and_refusals,
     websocket_protocol_by_hand,
@@ -544,7 +1045,8 @@ both_backends!(
     subscription_sockets_are_bounded,
     operations_per_subscription_socket_are_bounded,
     access_taken_away_while_connected,
-    sessions_end_their_sockets
+    sessions_end_their_sockets,
+    rfc6455_case_groups
 );
 
 /// The status line of a request with `headers` (CRLF-terminated lines) and `body`.

@@ -14,6 +14,8 @@
 //!   reloaded from the database by the next join; other rooms are untouched.
 
 mod awareness;
+#[doc(hidden)]
+pub mod fuzzing;
 mod outbox;
 mod protocol;
 mod room;

@@ -12,6 +12,8 @@
 //!   in them concurrently merge instead of being overwritten.
 
 pub mod diff;
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod html;
 pub use html::sanitize_rendered;
 mod markdown;

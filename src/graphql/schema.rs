@@ -24,7 +24,7 @@ pub fn build_schema(config: &Config) -> VellumSchema {
         .limit_complexity(g.max_complexity)
         .limit_recursive_depth(64)
         .limit_directives(16);
-    if !g.introspection {
+    if !(g.introspection || config.server.dev) {
         builder = builder.disable_introspection();
     }
     builder.finish()

@@ -21,11 +21,18 @@ pub enum Incoming {
     Close(Option<u16>),
 }
 
-/// A frame that breaks the protocol (close 1002 with this reason), or a message over the
-/// size limit (close 1009).
+/// A frame that breaks the protocol (close 1002 with this reason), text that is not
+/// UTF-8 (1007), or a message over the size limit (1009).
+///
+/// A frame that breaks several rules is refused for the first of them in tungstenite's
+/// order, so that both readers close with the same code (the `ws_frame` fuzz target
+/// compares them): an unknown opcode, then the frame's size, then masking, reserved
+/// bits and the rules of control frames, then fragmentation, the message's size and
+/// UTF-8.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Violation {
     Protocol(&'static str),
+    InvalidUtf8(&'static str),
     TooBig,
 }
 
@@ -52,49 +59,46 @@ struct Header {
     payload_len: usize,
 }
 
-/// Reads the header at the start of `buf`; `None` until all of it is there.
+/// Reads the header at the start of `buf` and checks the frame on its own; `None` until
+/// all of the header is there. No frame may carry more than `max_payload`.
 fn header(buf: &[u8], max_payload: usize) -> Result<Option<Header>, Violation> {
     if buf.len() < 2 {
         return Ok(None);
     }
     let (b0, b1) = (buf[0], buf[1]);
-    if b0 & RSV != 0 {
-        return Err(Violation::Protocol("reserved bits set without an extension"));
-    }
-    if b1 & MASKED == 0 {
-        return Err(Violation::Protocol("client frames must be masked"));
-    }
     let opcode = b0 & 0x0F;
     let fin = b0 & FIN != 0;
+    let masked = b1 & MASKED != 0;
     let control = opcode & 0x8 != 0;
     match opcode {
         CONTINUATION | TEXT | BINARY | CLOSE | PING | PONG => {}
         _ => return Err(Violation::Protocol("unknown opcode")),
     }
-    let (len_bytes, short) = match b1 & 0x7F {
-        126 => (2, None),
-        127 => (8, None),
-        n => (0, Some(n as u64)),
+    let len_bytes = match b1 & 0x7F {
+        126 => 2,
+        127 => 8,
+        _ => 0,
     };
-    let header_len = 2 + len_bytes + 4;
+    let mask_at = 2 + len_bytes;
+    let header_len = mask_at + if masked { 4 } else { 0 };
     if buf.len() < header_len {
-        // Control frames are refused on their first two bytes: their length must be short.
-        if control && short.is_none() {
-            return Err(Violation::Protocol("control frame over 125 bytes"));
-        }
         return Ok(None);
     }
-    let len = match short {
-        Some(n) => n,
-        None if len_bytes == 2 => u16::from_be_bytes([buf[2], buf[3]]) as u64,
-        None => {
-            let n = u64::from_be_bytes(buf[2..10].try_into().expect("8 bytes"));
-            if n >> 63 != 0 {
-                return Err(Violation::Protocol("payload length with its top bit set"));
-            }
-            n
-        }
+    let len = match len_bytes {
+        0 => u64::from(b1 & 0x7F),
+        2 => u64::from(u16::from_be_bytes([buf[2], buf[3]])),
+        // A length with its top bit set (RFC 6455 §5.2 forbids it) is over any limit.
+        _ => u64::from_be_bytes(buf[2..10].try_into().expect("8 bytes")),
     };
+    if len > max_payload as u64 {
+        return Err(Violation::TooBig);
+    }
+    if !masked {
+        return Err(Violation::Protocol("client frames must be masked"));
+    }
+    if b0 & RSV != 0 {
+        return Err(Violation::Protocol("reserved bits set without an extension"));
+    }
     if control {
         if !fin {
             return Err(Violation::Protocol("fragmented control frame"));
@@ -102,10 +106,8 @@ fn header(buf: &[u8], max_payload: usize) -> Result<Option<Header>, Violation> {
         if len > MAX_CONTROL_PAYLOAD as u64 {
             return Err(Violation::Protocol("control frame over 125 bytes"));
         }
-    } else if len > max_payload as u64 {
-        return Err(Violation::TooBig);
     }
-    let mask = buf[header_len - 4..header_len].try_into().expect("4 bytes");
+    let mask = buf[mask_at..header_len].try_into().expect("4 bytes");
     Ok(Some(Header {
         fin,
         opcode,
@@ -121,15 +123,46 @@ fn unmask(payload: &mut [u8], mask: [u8; 4]) {
     }
 }
 
+/// A fragmented message so far.
+struct Fragments {
+    opcode: u8,
+    payload: BytesMut,
+    /// For text: how much of `payload` is known to be UTF-8 (the rest is the start of a
+    /// character continued in the next fragment). Each fragment is checked as it comes
+    /// (RFC 6455 §8.1: fail as soon as the text cannot be UTF-8), and only once.
+    valid_utf8: usize,
+}
+
+impl Fragments {
+    /// Appends a fragment; checks the text so far.
+    fn extend(&mut self, payload: &[u8], fin: bool) -> Result<(), Violation> {
+        self.payload.extend_from_slice(payload);
+        if self.opcode == TEXT {
+            self.valid_utf8 += utf8_prefix(&self.payload[self.valid_utf8..], fin)?;
+        }
+        Ok(())
+    }
+}
+
+/// How much of `bytes` is UTF-8; the rest may only be an unfinished character, and only
+/// when more is to come (`!last`).
+fn utf8_prefix(bytes: &[u8], last: bool) -> Result<usize, Violation> {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => Ok(bytes.len()),
+        Err(e) if e.error_len().is_none() && !last => Ok(e.valid_up_to()),
+        Err(_) => Err(Violation::InvalidUtf8("text is not UTF-8")),
+    }
+}
+
 /// Client bytes in, messages out. Holds the bytes of a frame not yet complete and the
 /// fragments of a message not yet finished; both are empty and unallocated between
 /// messages, which is most of an idle connection's life.
 pub struct Reader {
     /// Received and not yet parsed.
     buf: BytesMut,
-    /// A fragmented message so far: its opcode and payload (boxed: rare, and the reader
-    /// lives in every connection's task).
-    fragments: Option<Box<(u8, BytesMut)>>,
+    /// A fragmented message so far (boxed: rare, and the reader lives in every
+    /// connection's task).
+    fragments: Option<Box<Fragments>>,
     max_message: usize,
 }
 
@@ -150,11 +183,27 @@ impl Reader {
     /// The next complete message or control frame in what was received, if there is one.
     pub fn next_message(&mut self) -> Result<Option<Incoming>, Violation> {
         loop {
-            let room = self.max_message - self.fragments.as_ref().map_or(0, |f| f.1.len());
-            let Some(h) = header(&self.buf, room)? else {
+            let Some(h) = header(&self.buf, self.max_message)? else {
                 self.release();
                 return Ok(None);
             };
+            // What a data frame may be, known from its header.
+            if h.opcode & 0x8 == 0 {
+                match (h.opcode, &self.fragments) {
+                    (CONTINUATION, None) => {
+                        return Err(Violation::Protocol("continuation frame without a message"));
+                    }
+                    (CONTINUATION, Some(_)) => {}
+                    (_, Some(_)) => {
+                        return Err(Violation::Protocol("new message before the last one ended"));
+                    }
+                    (_, None) => {}
+                }
+                let so_far = self.fragments.as_ref().map_or(0, |f| f.payload.len());
+                if h.payload_len > self.max_message - so_far {
+                    return Err(Violation::TooBig);
+                }
+            }
             if self.buf.len() < h.header_len + h.payload_len {
                 return Ok(None);
             }
@@ -165,24 +214,29 @@ impl Reader {
                 (PING, _) => Some(Incoming::Ping(Bytes::copy_from_slice(payload))),
                 (PONG, _) => Some(Incoming::Pong),
                 (CLOSE, _) => Some(close(payload)?),
-                (CONTINUATION, None) => {
-                    return Err(Violation::Protocol("continuation frame without a message"));
-                }
                 (CONTINUATION, Some(so_far)) => {
-                    so_far.1.extend_from_slice(payload);
+                    so_far.extend(payload, h.fin)?;
                     if h.fin {
-                        let (opcode, whole) = *self.fragments.take().expect("fragments");
-                        Some(complete(opcode, whole.freeze()))
+                        let whole = self.fragments.take().expect("fragments");
+                        Some(complete(whole.opcode, whole.payload.freeze()))
                     } else {
                         None
                     }
                 }
-                (_, Some(_)) => {
-                    return Err(Violation::Protocol("new message before the last one ended"));
+                (opcode, _) if h.fin => {
+                    if opcode == TEXT {
+                        utf8_prefix(payload, true)?;
+                    }
+                    Some(complete(opcode, Bytes::copy_from_slice(payload)))
                 }
-                (opcode, None) if h.fin => Some(complete(opcode, Bytes::copy_from_slice(payload))),
-                (opcode, None) => {
-                    self.fragments = Some(Box::new((opcode, BytesMut::from(&payload[..]))));
+                (opcode, _) => {
+                    let mut first = Fragments {
+                        opcode,
+                        payload: BytesMut::new(),
+                        valid_utf8: 0,
+                    };
+                    first.extend(payload, false)?;
+                    self.fragments = Some(Box::new(first));
                     None
                 }
             };
@@ -210,15 +264,25 @@ fn complete(opcode: u8, payload: Bytes) -> Incoming {
     }
 }
 
+/// Whether a client may send this close code (RFC 6455 §7.4; 1004-1006 and 1015 are
+/// never sent, 1016-2999 are reserved, 0-999 unused), as tungstenite decides it.
+fn close_code_allowed(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1013 | 3000..=4999)
+}
+
 fn close(payload: &[u8]) -> Result<Incoming, Violation> {
     match payload {
         [] => Ok(Incoming::Close(None)),
         [_] => Err(Violation::Protocol("close frame with a one-byte payload")),
         [a, b, reason @ ..] => {
             if std::str::from_utf8(reason).is_err() {
-                return Err(Violation::Protocol("close reason is not UTF-8"));
+                return Err(Violation::InvalidUtf8("close reason is not UTF-8"));
             }
-            Ok(Incoming::Close(Some(u16::from_be_bytes([*a, *b]))))
+            let code = u16::from_be_bytes([*a, *b]);
+            if !close_code_allowed(code) {
+                return Err(Violation::Protocol("close code that may not be sent"));
+            }
+            Ok(Incoming::Close(Some(code)))
         }
     }
 }
@@ -379,23 +443,65 @@ mod tests {
             (client(FIN | PING, &[0; 126]), "control frame over 125 bytes"),
             (client(FIN | CONTINUATION, b"x"), "continuation frame without a message"),
             (client(FIN | CLOSE, &[3]), "close frame with a one-byte payload"),
-            (client(FIN | CLOSE, &[3, 232, 0xff]), "close reason is not UTF-8"),
+            (client(FIN | CLOSE, &[3, 237]), "close code that may not be sent"),
+            (client(FIN | CLOSE, &[0, 0]), "close code that may not be sent"),
             (
                 [client(BINARY, b"a"), client(FIN | BINARY, b"b")].concat(),
                 "new message before the last one ended",
-            ),
-            (
-                vec![FIN | BINARY, MASKED | 127, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4],
-                "payload length with its top bit set",
             ),
         ];
         for (bytes, why) in cases {
             assert_eq!(read_all(&bytes, 1 << 20), Err(Violation::Protocol(why)), "{bytes:?}");
         }
-        // A long control frame is refused before its length bytes arrive.
+        // A length with its top bit set is over any limit.
+        let top_bit = [FIN | BINARY, MASKED | 127, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
+        assert_eq!(read_all(&top_bit, 1 << 20), Err(Violation::TooBig));
+    }
+
+    #[test]
+    fn text_must_be_utf8_as_it_arrives() {
+        let bad = Err(Violation::InvalidUtf8("text is not UTF-8"));
+        assert_eq!(read_all(&client(FIN | TEXT, &[b'a', 0xff]), 64), bad);
+        // A character split across fragments is fine; a broken one fails at its fragment,
+        // before the message ends.
+        let e = "é".as_bytes();
+        let split = [client(TEXT, &e[..1]), client(FIN | CONTINUATION, &e[1..])].concat();
+        assert_eq!(read_all(&split, 64).unwrap(), vec![Incoming::Text]);
+        let broken = [client(TEXT, b"ok"), client(CONTINUATION, &[0xc3, b'x'])].concat();
+        assert_eq!(read_all(&broken, 64), bad);
+        // An unfinished character at the end of the message.
+        let unfinished = [client(TEXT, b"ok"), client(FIN | CONTINUATION, &e[..1])].concat();
+        assert_eq!(read_all(&unfinished, 64), bad);
+        // A close reason too.
         assert_eq!(
-            read_all(&[FIN | PING, MASKED | 126], 1024),
+            read_all(&client(FIN | CLOSE, &[3, 232, 0xff]), 64),
+            Err(Violation::InvalidUtf8("close reason is not UTF-8"))
+        );
+    }
+
+    #[test]
+    fn the_first_broken_rule_decides_as_in_tungstenite() {
+        // Unmasked, with reserved bits, and too long: too long.
+        assert_eq!(
+            read_all(&[FIN | 0x40 | BINARY, 126, 4, 0], 1000),
+            Err(Violation::TooBig)
+        );
+        // An unknown opcode comes before the size.
+        assert_eq!(
+            read_all(&[FIN | 0x3, 126, 4, 0], 1000),
+            Err(Violation::Protocol("unknown opcode"))
+        );
+        // A long ping within the limit breaks the control frame rule; over it, the size.
+        assert_eq!(
+            read_all(&client(FIN | PING, &[0; 200]), 1000),
             Err(Violation::Protocol("control frame over 125 bytes"))
+        );
+        assert_eq!(read_all(&client(FIN | PING, &[0; 2000]), 1000), Err(Violation::TooBig));
+        // A new message inside a fragmented one, however long.
+        let bytes = [client(BINARY, &[0; 600]), client(FIN | BINARY, &[0; 600])].concat();
+        assert_eq!(
+            read_all(&bytes, 1000),
+            Err(Violation::Protocol("new message before the last one ended"))
         );
     }
 

@@ -417,6 +417,9 @@ impl Live {
                     }
                     Event::Client(Ok(Incoming::Pong)) => None,
                     Event::Client(Err(Ended::Violation(Violation::TooBig))) => return End::TooBig,
+                    Event::Client(Err(Ended::Violation(Violation::InvalidUtf8(why)))) => {
+                        return End::Close(close::INVALID, why.to_string());
+                    }
                     Event::Client(Err(Ended::Violation(Violation::Protocol(why)))) => {
                         return End::Close(close::PROTOCOL, why.to_string());
                     }
