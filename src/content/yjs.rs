@@ -168,7 +168,7 @@ fn mark_attrs(text: &Value) -> Attrs {
         let Some(name) = mark["type"].as_str() else { continue };
         let value = match mark.get("attrs") {
             Some(Value::Object(_)) => json_any(&mark["attrs"]),
-            _ => Any::Map(Arc::new(HashMap::new())),
+            _ => Any::Map(Arc::default()),
         };
         attrs.insert(Arc::from(name), value);
     }
