@@ -528,6 +528,14 @@ async fn graphql_limits(backend: Backend) {
     assert_eq!(gql_code(&v), Some("LIMIT_EXCEEDED"), "{v}");
     let v = app.gql(None, "{ __schema { types { name } } }", json!({})).await;
     assert!(v["data"]["__schema"].is_null(), "introspection is off: {v}");
+    let v = app
+        .gql(Some(&owner), "{ documentz { edges { node { id } } } }", json!({}))
+        .await;
+    assert_eq!(gql_code(&v), Some("VALIDATION"), "{v}");
+    assert!(
+        !v.to_string().contains("Did you mean"),
+        "suggestions are off with introspection: {v}"
+    );
     let batch = json!([{ "query": ME }, { "query": ME }]).to_string();
     let (status, v) = app.raw("POST", "/graphql", None, Some(&batch)).await;
     assert_eq!(
@@ -550,6 +558,79 @@ async fn graphql_limits(backend: Backend) {
         (status, v["error"]["code"].as_str()),
         (StatusCode::PAYLOAD_TOO_LARGE, Some("LIMIT_EXCEEDED"))
     );
+}
+
+/// Queries built to cost the server are refused before any resolver runs (nothing is
+/// created by the 1,001 aliased mutations), with a code and no internal text: aliases,
+/// fragment cycles, fragments reused to blow up, directive floods.
+async fn graphql_abuse_is_refused_before_any_resolver(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (owner, _) = app.register("owner@example.com", "Owner").await;
+    let internal = |v: &Value| {
+        let s = v.to_string();
+        s.contains("async_graphql") || s.contains("::") || s.contains("panicked") || s.contains("src/")
+    };
+    let documents = || async {
+        let v = app
+            .gql(
+                Some(&owner),
+                "{ documents(first: 100) { edges { node { id } } } }",
+                json!({}),
+            )
+            .await;
+        v["data"]["documents"]["edges"].as_array().map(Vec::len)
+    };
+    assert_eq!(documents().await, Some(0));
+
+    // 1,001 aliases of a mutation: the complexity limit, and no document created.
+    let aliases: String = (0..1001)
+        .map(|i| format!("a{i}: createDocument(input: {{title: \"t{i}\"}}) {{ id }} "))
+        .collect();
+    let v = app
+        .gql(Some(&owner), &format!("mutation {{ {aliases} }}"), json!({}))
+        .await;
+    assert_eq!(gql_code(&v), Some("LIMIT_EXCEEDED"), "{v}");
+    assert!(!internal(&v), "{v}");
+    assert_eq!(documents().await, Some(0), "a resolver ran");
+    // 1,000 aliases of an expensive list.
+    let lists: String = (0..1000)
+        .map(|i| format!("l{i}: documents(first: 100) {{ edges {{ node {{ id title }} }} }} "))
+        .collect();
+    let v = app.gql(Some(&owner), &format!("{{ {lists} }}"), json!({})).await;
+    assert_eq!(gql_code(&v), Some("LIMIT_EXCEEDED"), "{v}");
+
+    // A fragment cycle.
+    let cycle = "query { ...A } fragment A on Query { me { id } ...B } fragment B on Query { ...A }";
+    let v = app.gql(Some(&owner), cycle, json!({})).await;
+    assert_eq!(gql_code(&v), Some("VALIDATION"), "{v}");
+    assert!(!internal(&v), "{v}");
+    // Fragments each spreading the last twice: 2^30 fields from a few hundred bytes. Refused
+    // at once (the request is answered, not left computing).
+    let mut bomb = String::from("fragment F0 on Document { id title slug }\n");
+    for i in 1..=30 {
+        bomb.push_str(&format!("fragment F{i} on Document {{ ...F{p} ...F{p} }}\n", p = i - 1));
+    }
+    bomb.push_str("{ documents(first: 100) { edges { node { ...F30 } } } }");
+    let started = std::time::Instant::now();
+    let v = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        app.gql(Some(&owner), &bomb, json!({})),
+    )
+    .await
+    .expect("the fragment bomb was answered");
+    assert_eq!(gql_code(&v), Some("LIMIT_EXCEEDED"), "{v}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // A directive flood.
+    let flood = format!("{{ me {} {{ id }} }}", "@include(if: true) ".repeat(200));
+    let v = app.gql(Some(&owner), &flood, json!({})).await;
+    assert!(
+        gql_code(&v).is_some_and(|c| c == "LIMIT_EXCEEDED" || c == "VALIDATION"),
+        "{v}"
+    );
+    assert!(!internal(&v), "{v}");
+    // The server is fine.
+    let v = app.gql(Some(&owner), ME, json!({})).await;
+    assert_eq!(v["data"]["me"]["displayName"], "Owner", "{v}");
 }
 
 async fn documents_lifecycle(backend: Backend) {
@@ -802,6 +883,7 @@ both_backends!(
     pagination_walks_every_document_once,
     bad_input_is_validation_and_writes_nothing,
     graphql_limits,
+    graphql_abuse_is_refused_before_any_resolver,
     documents_lifecycle,
     ops_endpoints,
     registration_can_be_closed,

@@ -1046,7 +1046,8 @@ both_backends!(
     operations_per_subscription_socket_are_bounded,
     access_taken_away_while_connected,
     sessions_end_their_sockets,
-    rfc6455_case_groups
+    rfc6455_case_groups,
+    the_node_connection_cap_answers_before_the_upgrade
 );
 
 /// The status line of a request with `headers` (CRLF-terminated lines) and `body`.
@@ -1212,6 +1213,46 @@ async fn cross_site_requests_cannot_use_the_session_cookie() {
             status.starts_with(&format!("HTTP/1.1 {expected}")),
             "{what}: expected {expected}, got {status}"
         );
+    }
+}
+
+/// Past `collab.max_connections` document sockets on the node, an upgrade is refused with
+/// 503 BUSY and Retry-After before it happens; a closed socket makes room again.
+async fn the_node_connection_cap_answers_before_the_upgrade(backend: Backend) {
+    let app = TestApp::with_config(backend, |c| c.collab.max_connections = 2).await;
+    let base = serve(&app).await;
+    let (owner, _) = app.register("owner@example.com", "Owner").await;
+    let doc = app.create_doc(&owner, "Capped").await;
+    let url = format!("{base}/ws/doc/{}?token={owner}", doc["id"].as_str().unwrap());
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("upgrade");
+        ws.next().await.unwrap().unwrap();
+        open.push(ws);
+    }
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            assert_eq!(r.status(), 503);
+            assert_eq!(r.headers()["retry-after"], "1");
+            let body = String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).to_string();
+            assert!(
+                body.contains("BUSY") && body.contains("collab.max_connections"),
+                "{body}"
+            );
+        }
+        other => panic!("a third socket past the cap of 2: {:?}", other.map(|(_, r)| r.status())),
+    }
+    // One closes: the next is let in once the server has seen it go.
+    let mut first = open.remove(0);
+    first.close(None).await.unwrap();
+    while first.next().await.is_some() {}
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match tokio_tungstenite::connect_async(&url).await {
+            Ok(_) => break,
+            Err(e) => assert!(tokio::time::Instant::now() < deadline, "still refused: {e}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 

@@ -4,6 +4,7 @@
 //! it from [`crate::error::Error`]; parse, validation and limit errors from the engine
 //! get it in [`classify_engine_errors`].
 
+mod expanded;
 mod schema;
 mod search;
 mod subscription;

@@ -23,9 +23,15 @@ pub fn build_schema(config: &Config) -> VellumSchema {
         .limit_depth(g.max_depth)
         .limit_complexity(g.max_complexity)
         .limit_recursive_depth(64)
-        .limit_directives(16);
+        .limit_directives(16)
+        .extension(super::expanded::ExpandedFields { max: g.max_complexity });
     if !(g.introspection || config.server.dev) {
         builder = builder.disable_introspection();
+    }
+    // "Did you mean …?" in errors names fields to anyone guessing at the schema: with
+    // introspection off, so are the suggestions.
+    if !(g.introspection || config.server.dev) {
+        builder = builder.disable_suggestions();
     }
     builder.finish()
 }

@@ -64,6 +64,14 @@ pub async fn upgrade(
         // `proxy_next_upstream http_503`).
         return Error::Busy("this server is shutting down; connect again (to another node)".into()).into_response();
     }
+    // The node's cap, also before the upgrade (and before any database read): a crowd
+    // past it costs a refused request each, not a socket (`Collab::join` checks again).
+    if app.collab.connections() >= app.collab.config().max_connections {
+        return Error::Busy(
+            "too many document sockets open on this server (collab.max_connections); try again later".into(),
+        )
+        .into_response();
+    }
     match authorize(&app, &id, params.token, &headers).await {
         Ok((document_id, peer)) => {
             let max_message = app.collab.config().max_message_bytes;
