@@ -36,8 +36,15 @@ export function subscribe (server, token, query, variables) {
     next (timeout = 10_000) {
       if (queue.length) return Promise.resolve(queue.shift())
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no event within ${timeout} ms`)), timeout)
-        waiters.push((v) => { clearTimeout(timer); resolve(v) })
+        const waiter = (v) => { clearTimeout(timer); resolve(v) }
+        // A waiter that timed out leaves the list: an event arriving later is queued for
+        // the next call instead of going to a promise nobody awaits any more.
+        const timer = setTimeout(() => {
+          const i = waiters.indexOf(waiter)
+          if (i >= 0) waiters.splice(i, 1)
+          reject(new Error(`no event within ${timeout} ms`))
+        }, timeout)
+        waiters.push(waiter)
       })
     },
     /** Every event with data received so far. */
