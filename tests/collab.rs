@@ -1315,13 +1315,9 @@ async fn a_node_that_misses_every_message_catches_up_and_loses_nothing() {
 /// once failed (fuzz/corpus/awareness, fuzz/regressions/awareness).
 #[test]
 fn fuzz_inputs_pass_the_awareness_check() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
-    let mut n = 0;
-    for dir in ["corpus/awareness", "regressions/awareness"] {
-        for entry in std::fs::read_dir(root.join(dir)).unwrap().flatten() {
-            vellum::collab::fuzzing::awareness(&std::fs::read(entry.path()).unwrap());
-            n += 1;
-        }
+    let inputs = common::fuzz_inputs("awareness");
+    assert!(inputs.len() >= 2, "{} inputs", inputs.len());
+    for input in &inputs {
+        vellum::collab::fuzzing::awareness(input);
     }
-    assert!(n >= 2, "{n} inputs");
 }

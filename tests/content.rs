@@ -3,6 +3,8 @@
 //! `tests/fixtures/content/`; `VELLUM_BLESS=1 cargo test --test content` rewrites them
 //! (review the diff before committing).
 
+mod common;
+
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
@@ -316,13 +318,9 @@ fn merging_from_a_base_keeps_edits_made_since_the_read() {
 /// once failed (fuzz/corpus/content, fuzz/regressions/content).
 #[test]
 fn fuzz_inputs_pass_the_content_check() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
-    let mut n = 0;
-    for dir in ["corpus/content", "regressions/content"] {
-        for entry in std::fs::read_dir(root.join(dir)).unwrap().flatten() {
-            vellum::content::fuzzing::content(&std::fs::read(entry.path()).unwrap());
-            n += 1;
-        }
+    let inputs = common::fuzz_inputs("content");
+    assert!(inputs.len() >= 4, "{} inputs", inputs.len());
+    for input in &inputs {
+        vellum::content::fuzzing::content(input);
     }
-    assert!(n >= 4, "{n} inputs");
 }

@@ -75,6 +75,7 @@ async fn enable(app: &TestApp, admin: &str, name: &str) {
     assert_eq!(v["data"]["setPluginEnabled"]["status"], "ENABLED", "{v}");
 }
 
+const SET_CONFIG: &str = "mutation($n: String!, $c: JSON!) { setPluginConfig(name: $n, config: $c) { config } }";
 const PUBLISH: &str = "mutation($d: ID!) { publish(documentId: $d) { status slug } }";
 const SAVE: &str = "mutation($d: ID!, $l: String!) { saveVersion(documentId: $d, label: $l) { number title fields } }";
 
@@ -94,7 +95,7 @@ async fn example_plugins_through_graphql_and_rest(backend: Backend) {
         enable(&app, &admin, name).await;
     }
     // Settings are checked against the manifest's schema.
-    let set = "mutation($n: String!, $c: JSON!) { setPluginConfig(name: $n, config: $c) { config } }";
+    let set = SET_CONFIG;
     let v = app
         .gql(
             Some(&admin),
@@ -631,7 +632,7 @@ async fn every_node_follows_the_admins_plugin_decisions() {
     let b = a.second_node(other.path()).await;
     let (admin, _) = a.register("admin@example.com", "Admin").await;
     enable(&a, &admin, "word-count").await;
-    let set = "mutation($n: String!, $c: JSON!) { setPluginConfig(name: $n, config: $c) { config } }";
+    let set = SET_CONFIG;
     let v = a
         .gql(
             Some(&admin),
@@ -818,7 +819,7 @@ async fn a_javascript_plugin_works_like_the_rust_ones() {
     assert!(excerpt.chars().count() <= 160, "{excerpt}");
 
     // Its setting, validated against its schema, reaches the component.
-    let set = "mutation($n: String!, $c: JSON!) { setPluginConfig(name: $n, config: $c) { config } }";
+    let set = SET_CONFIG;
     let v = app
         .gql(
             Some(&admin),

@@ -1,9 +1,11 @@
 //! Vellum's WebSocket frame reader against tungstenite's (the maintained library) on the
 //! same client bytes: `fuzz/ws_differential.rs` says what must agree. Runs the committed
-//! inputs (`fuzz/regressions/ws_frame/`, crashers kept) and random ones: frames built
+//! inputs (`fuzz/corpus/ws_frame/`, and crashers kept in `fuzz/regressions/ws_frame/`) and random ones: frames built
 //! from every opcode, reserved bit, length encoding, mask, fragmentation and close code,
 //! valid and not, then random bytes. Prints its seed (`VELLUM_SEED` replays it). The
 //! fuzz target `ws_frame` runs the same check for as long as one likes.
+
+mod common;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -113,11 +115,11 @@ fn the_frame_reader_agrees_with_tungstenite() {
     println!("seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
 
-    let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/ws_frame");
-    let mut inputs: Vec<Vec<u8>> = std::fs::read_dir(&committed)
-        .map(|d| d.flatten().map(|e| std::fs::read(e.path()).unwrap()).collect())
-        .unwrap_or_default();
-    assert!(!inputs.is_empty(), "no inputs in {}", committed.display());
+    let mut inputs = common::fuzz_inputs("ws_frame");
+    assert!(
+        !inputs.is_empty(),
+        "no inputs in fuzz/corpus/ws_frame or fuzz/regressions/ws_frame"
+    );
     for _ in 0..20_000 {
         inputs.push(random_frames(&mut rng));
     }

@@ -42,10 +42,15 @@ impl Credential {
                 hash: hash_api_token(bearer).into(),
             });
         }
-        auth.keys().verify(bearer).map(|c| Credential::Session {
-            user_id: c.sub,
-            valid_until: c.exp.saturating_add(super::jwt::LEEWAY_SECS as i64),
-        })
+        auth.keys().verify(bearer).map(|c| Credential::session(&c))
+    }
+
+    /// The credential of a verified session token.
+    pub fn session(claims: &super::Claims) -> Credential {
+        Credential::Session {
+            user_id: claims.sub,
+            valid_until: claims.exp.saturating_add(super::jwt::LEEWAY_SECS as i64),
+        }
     }
 
     /// When this credential stops being valid without anyone doing anything.

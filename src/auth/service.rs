@@ -83,14 +83,14 @@ impl Auth {
         }
     }
 
-    /// The user a bearer value names, when it is a valid session token (a JWT; not an API
-    /// token), without reading the store: lets a caller read what it needs for that user
-    /// while [`Auth::session_user`] checks the user still exists.
-    pub fn session_subject(&self, bearer: Option<&str>) -> Option<uuid::Uuid> {
+    /// The claims of a bearer value that is a valid session token (a JWT; not an API
+    /// token), without reading the store: lets a caller read what it needs for the user
+    /// (`sub`) while [`Auth::session_user`] checks the user still exists.
+    pub fn session_claims(&self, bearer: Option<&str>) -> Option<super::Claims> {
         let bearer = bearer
             .map(str::trim)
             .filter(|b| !b.is_empty() && !b.starts_with(API_TOKEN_PREFIX))?;
-        self.keys.verify(bearer).map(|c| c.sub)
+        self.keys.verify(bearer)
     }
 
     /// The principal behind a bearer value (a session JWT or an API token).
@@ -110,7 +110,7 @@ impl Auth {
         Self::session_user(store, claims.sub).await
     }
 
-    /// The principal for a verified session token's subject ([`Auth::session_subject`]):
+    /// The principal for a verified session token's subject ([`Auth::session_claims`]):
     /// the user, if the account still exists.
     pub async fn session_user(store: &Store, user_id: uuid::Uuid) -> Result<Principal> {
         let user = store.user_by_id(user_id).await?.ok_or(Error::Unauthenticated)?;

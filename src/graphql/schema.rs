@@ -17,14 +17,20 @@ use crate::versions;
 
 pub type VellumSchema = Schema<Query, Mutation, super::subscription::Subscription>;
 
+/// How deep selection sets and fragments may nest (checked in `expanded`).
+const MAX_RECURSIVE_DEPTH: usize = 64;
+
 pub fn build_schema(config: &Config) -> VellumSchema {
     let g = &config.graphql;
     let mut builder = Schema::build(Query, Mutation, super::subscription::Subscription)
         .limit_depth(g.max_depth)
         .limit_complexity(g.max_complexity)
-        .limit_recursive_depth(64)
+        .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
         .limit_directives(16)
-        .extension(super::expanded::ExpandedFields { max: g.max_complexity });
+        .extension(super::expanded::ExpandedFields {
+            max: g.max_complexity,
+            max_depth: MAX_RECURSIVE_DEPTH,
+        });
     if !(g.introspection || config.server.dev) {
         builder = builder.disable_introspection();
     }

@@ -267,15 +267,19 @@ async fn authorize(
     // A session token names its user, so the document (with that user's grant) is read
     // beside the user rather than after: one wait for the database instead of two on
     // every connect (benches/HISTORY.md, change 32). API tokens are looked up first.
-    let (who, prefetched) = match app.auth.session_subject(token) {
-        Some(user_id) => {
+    // The credential is kept to check access again while the socket is open.
+    let (who, prefetched, credential) = match app.auth.session_claims(token) {
+        Some(claims) => {
             let (who, found) = tokio::join!(
-                Auth::session_user(&app.store, user_id),
-                app.store.document_by_id(document_id, Some(user_id)),
+                Auth::session_user(&app.store, claims.sub),
+                app.store.document_by_id(document_id, Some(claims.sub)),
             );
-            (who?, Some(found?))
+            (who?, Some(found?), Some(Credential::session(&claims)))
         }
-        None => (app.auth.authenticate(&app.store, token).await?, None),
+        None => {
+            let who = app.auth.authenticate(&app.store, token).await?;
+            (who, None, token.and_then(|t| Credential::of(&app.auth, t)))
+        }
     };
     if matches!(who, Principal::Anonymous) {
         return Err(Error::Unauthenticated);
@@ -296,7 +300,7 @@ async fn authorize(
             user_id: Some(user.id),
             display_name: user.display_name.clone(),
             read_only: visible.access < Access::Write,
-            credential: token.and_then(|t| Credential::of(&app.auth, t)),
+            credential,
         },
     ))
 }

@@ -322,3 +322,16 @@ pub async fn set_markdown(app: &TestApp, token: &str, doc: &str, md: &str) {
 pub fn gql_code(v: &Value) -> Option<&str> {
     v["errors"][0]["extensions"]["code"].as_str()
 }
+
+/// The inputs kept for a fuzz target: its seeds (fuzz/corpus/TARGET) and the inputs that
+/// once failed (fuzz/regressions/TARGET), for the tests that replay them.
+pub fn fuzz_inputs(target: &str) -> Vec<Vec<u8>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut out = Vec::new();
+    for dir in ["corpus", "regressions"] {
+        if let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) {
+            out.extend(entries.flatten().map(|e| std::fs::read(e.path()).unwrap()));
+        }
+    }
+    out
+}
