@@ -265,15 +265,32 @@ impl http_body::Body for Deadline {
     }
 }
 
+/// How long `/readyz` waits for the database before saying it is unavailable (a load
+/// balancer's health check gives up after a few seconds).
+const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Ready: 200 `ready`; 200 `degraded` while the Redis bus is down (this node still
 /// serves its own clients, and nothing is lost); 503 while the database is unreachable
-/// or once shutdown began (a load balancer then sends new clients elsewhere).
+/// or does not take writes (after the group commit failed for want of it), or once
+/// shutdown began (a load balancer then sends new clients elsewhere).
 async fn readyz(State(app): State<AppState>) -> Response {
     if app.collab.shutting_down() {
         let body = Json(json!({ "status": "unavailable", "reason": "shutting down" }));
         return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
     }
-    match app.store.ping().await {
+    let probe = async {
+        app.store.ping().await?;
+        if app.store.writes_failing() {
+            // Reads can work while writes do not (a locked or full SQLite file): once the
+            // group commit failed for want of the database, only a real write says ready.
+            app.store.probe_write(app.collab.node_id()).await?;
+        }
+        anyhow::Ok(())
+    };
+    let checked = tokio::time::timeout(READY_PROBE_TIMEOUT, probe)
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {READY_PROBE_TIMEOUT:?}")));
+    match checked {
         Ok(()) if !app.collab.bus().connected() => {
             Json(json!({ "status": "degraded", "reason": "bus" })).into_response()
         }

@@ -43,6 +43,18 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Check every document's stored state (snapshot and updates) and list the damaged
+    /// ones, which the server keeps closed; with --repair, set the damaged pieces aside
+    /// (kept in the set_aside_rows table) so the documents open again. Exits 1 while a
+    /// damaged document remains.
+    Doctor {
+        /// Set damaged pieces aside. On SQLite, stop the server first.
+        #[arg(long)]
+        repair: bool,
+        /// Only this document.
+        #[arg(long)]
+        document: Option<uuid::Uuid>,
+    },
     /// Plugins: list what would load, check a plugin folder, run one hook locally.
     Plugin {
         #[command(subcommand)]
@@ -215,6 +227,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             }
             reindex(&config).await
         }
+        Command::Doctor { repair, document } => doctor(&config, repair, document).await,
         Command::PrintConfig => {
             print!("{}", toml::to_string_pretty(&config)?);
             Ok(())
@@ -236,6 +249,63 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             }
         },
     }
+}
+
+async fn doctor(config: &Config, repair: bool, document: Option<uuid::Uuid>) -> anyhow::Result<()> {
+    use crate::collab::doctor;
+    use indicatif::{ProgressBar, ProgressStyle};
+    let store = Store::connect(&config.database, &config.server.data_dir).await?;
+    store.migrate().await?;
+    if repair {
+        // Two writers on one SQLite database would clash (`Store::lock_for_serving`).
+        store
+            .lock_for_serving()
+            .context("--repair changes the database: stop the server that uses it first")?;
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} checking [{bar:40}] {pos}/{len} documents ({eta} left)")?
+            .progress_chars("=> "),
+    );
+    let b = bar.clone();
+    let report = doctor::examine(&store, document, repair, move |done, total| {
+        b.set_length(total as u64);
+        b.set_position(done as u64);
+    })
+    .await;
+    bar.finish_and_clear();
+    let report = report?;
+    store.close().await;
+    for f in &report.findings {
+        println!("{}  {}: {}", f.document_id, doctor::describe(f.piece), f.problem);
+        if let Some(done) = &f.repaired {
+            println!("    repaired: {done}");
+        }
+    }
+    let damaged: std::collections::BTreeSet<_> = report.findings.iter().map(|f| f.document_id).collect();
+    println!(
+        "checked {} document(s): {} damaged, {} still damaged{}",
+        report.documents,
+        damaged.len(),
+        report.still_damaged.len(),
+        if repair && !damaged.is_empty() {
+            "; the pieces set aside are kept in set_aside_rows"
+        } else {
+            ""
+        }
+    );
+    if !report.still_damaged.is_empty() {
+        anyhow::bail!(
+            "{} damaged document(s) stay closed{}",
+            report.still_damaged.len(),
+            if repair {
+                ""
+            } else {
+                "; `vellum doctor --repair` sets the damaged pieces aside"
+            }
+        );
+    }
+    Ok(())
 }
 
 async fn reindex(config: &Config) -> anyhow::Result<()> {

@@ -130,6 +130,8 @@ pub struct GraphqlConfig {
     /// Operations (subscriptions, and queries or mutations not yet answered) running at
     /// once on one subscription socket.
     pub max_operations_per_socket: usize,
+    /// Milliseconds a query (not a mutation) may run before it is stopped with TIMEOUT.
+    pub query_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

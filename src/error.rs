@@ -53,11 +53,84 @@ pub enum Error {
         kind: &'static str,
         message: String,
     },
+    /// A dependency (the database) cannot be reached right now: nothing was done, and the
+    /// same request can be sent again (`retryable`, `Retry-After`).
+    Unavailable(String),
+    /// The document's stored state is damaged (`collab::Damaged`): quarantined until
+    /// `vellum doctor --repair`.
+    DocumentDamaged,
     Internal(anyhow::Error),
+}
+
+/// The message of [`Error::Unavailable`] when the database is the cause.
+pub const DATABASE_UNAVAILABLE: &str = "the database is unavailable; nothing was changed, try again shortly";
+
+/// Whether a database error means the database cannot be used right now (down, unreachable,
+/// out of connections, out of disk, locked by another process), so the same request may
+/// succeed later, rather than a fault of the request or of Vellum. PostgreSQL: connection
+/// exceptions (SQLSTATE class 08), shutdown and start-up (57P01-57P03), too many
+/// connections and disk full (53xxx). SQLite: BUSY, LOCKED, IOERR, FULL, CANTOPEN.
+pub fn database_unavailable(e: &sqlx::Error) -> bool {
+    let unavailable = classify_unavailable(e);
+    if unavailable {
+        LAST_UNAVAILABLE.store(unix_secs(), std::sync::atomic::Ordering::Relaxed);
+    }
+    unavailable
+}
+
+/// When [`database_unavailable`] last said yes (seconds since the epoch; 0: never).
+static LAST_UNAVAILABLE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Whether the database was found unavailable within the last `window`.
+pub fn unavailable_within(window: std::time::Duration) -> bool {
+    let last = LAST_UNAVAILABLE.load(std::sync::atomic::Ordering::Relaxed);
+    last != 0 && unix_secs().saturating_sub(last) <= window.as_secs()
+}
+
+fn classify_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => {
+            let Some(code) = d.code() else { return false };
+            if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // Extended result codes: the primary code is the low byte.
+                let primary = code.parse::<i32>().map(|c| c & 0xff).unwrap_or(0);
+                matches!(primary, 5 | 6 | 10 | 13 | 14)
+            } else {
+                code.starts_with("08") || code.starts_with("53") || matches!(&*code, "57P01" | "57P02" | "57P03")
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Whether any cause in `e`'s chain is a [`database_unavailable`] error.
+pub fn unavailable_cause(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.downcast_ref::<sqlx::Error>().is_some_and(database_unavailable))
 }
 
 impl From<anyhow::Error> for Error {
     fn from(e: anyhow::Error) -> Self {
+        let unavailable = crate::error::unavailable_cause(&e);
+        if unavailable {
+            tracing::warn!(error = format!("{e:#}"), "database unavailable");
+            return Error::Unavailable(DATABASE_UNAVAILABLE.into());
+        }
+        if let Some(damaged) = e.chain().find_map(|c| c.downcast_ref::<crate::collab::Damaged>()) {
+            tracing::error!(error = %damaged, "refused: a damaged document");
+            return Error::DocumentDamaged;
+        }
         Error::Internal(e)
     }
 }
@@ -86,6 +159,8 @@ impl Error {
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::PluginRejected { .. } => "PLUGIN_REJECTED",
             Error::PluginFailed { .. } => "PLUGIN_FAILED",
+            Error::Unavailable(_) => "UNAVAILABLE",
+            Error::DocumentDamaged => "DOCUMENT_DAMAGED",
             Error::Internal(_) => "INTERNAL",
         }
     }
@@ -103,6 +178,8 @@ impl Error {
             Error::PluginRejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             // The server is healthy; a component it runs on the request's path is not.
             Error::PluginFailed { .. } => StatusCode::BAD_GATEWAY,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::DocumentDamaged => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -112,13 +189,14 @@ impl Error {
         match self {
             Error::Unauthenticated => "authentication required".into(),
             Error::InvalidCredentials => "invalid email or password".into(),
-            Error::Forbidden(m) | Error::LimitExceeded(m) | Error::Busy(m) => m.clone(),
+            Error::Forbidden(m) | Error::LimitExceeded(m) | Error::Busy(m) | Error::Unavailable(m) => m.clone(),
             Error::RateLimited { retry_after_secs: n } => format!(
                 "too many sign-in attempts for this email; try again in {n} second{}",
                 if *n == 1 { "" } else { "s" }
             ),
             Error::NotFound(what) => format!("{what} not found"),
             Error::Conflict { message, .. } => message.clone(),
+            Error::DocumentDamaged => crate::collab::DAMAGED_MESSAGE.into(),
             Error::Validation { field, message } => format!("{field}: {message}"),
             Error::PluginRejected { plugin, message, .. } => format!("{plugin}: {message}"),
             Error::PluginFailed { plugin, kind, message } => {
@@ -138,6 +216,10 @@ impl Error {
             Error::Validation { field, .. } => vec![("field", json!(field))],
             Error::Conflict { current, .. } => vec![("current", current.clone())],
             Error::RateLimited { retry_after_secs } => vec![("retryAfter", json!(retry_after_secs))],
+            Error::Busy(_) | Error::Unavailable(_) => vec![
+                ("retryable", json!(true)),
+                ("retryAfter", json!(self.retry_after_secs())),
+            ],
             Error::PluginRejected {
                 plugin,
                 code,
@@ -158,6 +240,7 @@ impl Error {
     fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Error::Busy(_) => Some(1),
+            Error::Unavailable(_) => Some(2),
             Error::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         }
@@ -173,7 +256,7 @@ impl From<crate::content::Invalid> for Error {
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        Error::Internal(e.into())
+        Error::from(anyhow::Error::from(e))
     }
 }
 
@@ -184,6 +267,26 @@ impl IntoResponse for Error {
             body[k] = v;
         }
         let mut response = (self.status(), Json(json!({ "error": body }))).into_response();
+        if let Some(secs) = self.retry_after_secs() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl Error {
+    /// The error as a whole GraphQL response over HTTP (`{"errors": [...]}`), for errors
+    /// met before the engine runs (authentication): its status, `extensions.code` and
+    /// details, and `Retry-After` where it has one.
+    pub fn graphql_response(self) -> Response {
+        let mut ext = json!({ "code": self.code() });
+        for (k, v) in self.details() {
+            ext[k] = v;
+        }
+        let body = json!({ "errors": [{ "message": self.public_message(), "extensions": ext }] });
+        let mut response = (self.status(), Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs() {
             response
                 .headers_mut()

@@ -49,6 +49,10 @@ fn describe() {
     );
     describe_counter!("vellum_group_commit_failures_total", "Group commits that failed");
     describe_counter!(
+        "vellum_damaged_document_refusals_total",
+        "Documents that could not be opened because their stored state is damaged (see `vellum doctor`)"
+    );
+    describe_counter!(
         "vellum_plugin_after_publish_total",
         "After-publish plugin calls by plugin and outcome (ok, retried, gave-up)"
     );
@@ -124,6 +128,11 @@ pub fn group_commit(updates: usize, took: Duration, ok: bool) {
     if !ok {
         counter!("vellum_group_commit_failures_total").increment(1);
     }
+}
+
+/// A join refused because the document's stored state is damaged (`collab::Damaged`).
+pub fn damaged_document_refused() {
+    counter!("vellum_damaged_document_refusals_total").increment(1);
 }
 
 pub fn snapshot_written() {

@@ -285,5 +285,6 @@ pub(crate) fn edit_error(e: EditError) -> Error {
     match e {
         EditError::TooLarge(max) => Error::LimitExceeded(format!("the document would exceed {max} bytes")),
         EditError::Failed(why) => Error::Internal(anyhow::anyhow!("server-side edit failed: {why}")),
+        EditError::Retry(why) => Error::Unavailable(why),
     }
 }

@@ -14,6 +14,7 @@
 //!   reloaded from the database by the next join; other rooms are untouched.
 
 mod awareness;
+pub mod doctor;
 #[doc(hidden)]
 pub mod fuzzing;
 mod outbox;
@@ -115,6 +116,21 @@ impl ConnInput {
     }
 }
 
+/// A place among the node's `collab.max_connections`, held from before the upgrade until
+/// the connection it becomes (or, refused, given back on drop).
+pub struct ConnectionSlot {
+    collab: Collab,
+    held: bool,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        if self.held {
+            self.collab.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Drop for ConnInput {
     fn drop(&mut self) {
         self.collab.shared.connections.fetch_sub(1, Ordering::Relaxed);
@@ -129,22 +145,51 @@ impl Drop for ConnInput {
     }
 }
 
+/// A document's stored state (its snapshot or an update) does not decode or apply. The
+/// document is quarantined: it cannot be opened or its body read (a clear error says
+/// so), every other document is unaffected, and `vellum doctor` finds the damaged piece
+/// and, with `--repair`, sets it aside.
+#[derive(Debug)]
+pub struct Damaged(pub String);
+
+impl std::fmt::Display for Damaged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the document's stored state is damaged: {}", self.0)
+    }
+}
+
+impl std::error::Error for Damaged {}
+
+/// What a client is told about a damaged document.
+pub const DAMAGED_MESSAGE: &str = "this document's stored content is damaged and cannot be opened; an administrator can inspect and repair it with `vellum doctor`";
+/// [`DAMAGED_MESSAGE`] as a close reason (at most 123 bytes, RFC 6455 §5.5).
+pub const DAMAGED_CLOSE_REASON: &str =
+    "this document's stored content is damaged; an administrator can repair it with `vellum doctor`";
+
 #[derive(Debug)]
 pub enum JoinError {
     /// Per-document or per-node connection limit.
     TooManyConnections(&'static str),
     /// The document could not be loaded; nothing was served.
     Unavailable(String),
+    /// The database could not be used to load it: reconnect later.
+    DatabaseUnavailable,
+    /// Its stored state is damaged ([`Damaged`]).
+    Damaged,
     /// This node is shutting down: the client reconnects (through the load balancer, to
     /// another node).
     ShuttingDown,
 }
+
+const _: () = assert!(DAMAGED_CLOSE_REASON.len() <= 123);
 
 impl JoinError {
     pub fn close(&self) -> (u16, String) {
         match self {
             JoinError::TooManyConnections(what) => (close::TRY_AGAIN, format!("too many connections {what}")),
             JoinError::Unavailable(why) => (close::INTERNAL, format!("document unavailable: {why}")),
+            JoinError::DatabaseUnavailable => (close::TRY_AGAIN, crate::error::DATABASE_UNAVAILABLE.into()),
+            JoinError::Damaged => (close::INTERNAL, DAMAGED_CLOSE_REASON.into()),
             JoinError::ShuttingDown => (close::SERVICE_RESTART, "server restarting; reconnect".into()),
         }
     }
@@ -303,15 +348,40 @@ impl Collab {
         crate::bus::Events::new(self.shared.bus.clone(), self.shared.node_id.clone())
     }
 
+    /// Counts a connection against `collab.max_connections` before it exists: `None` when
+    /// the node is full. The socket handler takes one before the upgrade, so a crowd past
+    /// the cap is refused with 503 however many arrive at once, and nobody is upgraded
+    /// only to be closed.
+    pub fn reserve_connection(&self) -> Option<ConnectionSlot> {
+        let s = &self.shared;
+        if s.connections.fetch_add(1, Ordering::Relaxed) >= s.config.max_connections {
+            s.connections.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(ConnectionSlot {
+            collab: self.clone(),
+            held: true,
+        })
+    }
+
     /// Joins the room of `document_id`, loading it if needed.
     pub async fn join(&self, document_id: Uuid, peer: Peer) -> Result<Connection, JoinError> {
+        let slot = self
+            .reserve_connection()
+            .ok_or(JoinError::TooManyConnections("on this server"))?;
+        self.join_with(document_id, peer, slot).await
+    }
+
+    /// [`Collab::join`] on a slot reserved already; the connection keeps it.
+    pub async fn join_with(
+        &self,
+        document_id: Uuid,
+        peer: Peer,
+        mut slot: ConnectionSlot,
+    ) -> Result<Connection, JoinError> {
         let s = &self.shared;
         if s.shutting_down.load(Ordering::Relaxed) {
             return Err(JoinError::ShuttingDown);
-        }
-        if s.connections.fetch_add(1, Ordering::Relaxed) >= s.config.max_connections {
-            s.connections.fetch_sub(1, Ordering::Relaxed);
-            return Err(JoinError::TooManyConnections("on this server"));
         }
         let id = s.next_conn.fetch_add(1, Ordering::Relaxed);
         loop {
@@ -329,6 +399,7 @@ impl Collab {
             }
             match answer.await {
                 Ok(Ok(())) => {
+                    slot.held = false; // the connection gives it back when it drops
                     let input = ConnInput {
                         id,
                         room,
@@ -337,10 +408,7 @@ impl Collab {
                     return Ok(Connection { input, outbound, kill });
                 }
                 Ok(Err(room::JoinRefused::Retry)) | Err(_) => continue,
-                Ok(Err(room::JoinRefused::Error(e))) => {
-                    s.connections.fetch_sub(1, Ordering::Relaxed);
-                    return Err(e);
-                }
+                Ok(Err(room::JoinRefused::Error(e))) => return Err(e),
             }
         }
     }
@@ -452,9 +520,9 @@ impl Collab {
             }
             return answer
                 .await
-                .unwrap_or_else(|_| Err(EditError::Failed("the document was reloaded; try again".into())));
+                .unwrap_or_else(|_| Err(EditError::Retry("the document was reloaded; try again".into())));
         }
-        Err(EditError::Failed("the document is unavailable".into()))
+        Err(EditError::Retry("the document is unavailable; try again".into()))
     }
 
     /// The durable state of a document (what the database holds), encoded as one update.

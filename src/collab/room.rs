@@ -220,6 +220,9 @@ pub enum EditError {
     TooLarge(usize),
     /// The room failed while applying or storing the change; nothing was acknowledged.
     Failed(String),
+    /// The change was not made, for a passing reason (the database is unavailable, the
+    /// room was reloading): the same request can be sent again.
+    Retry(String),
 }
 
 pub(super) enum JoinRefused {
@@ -357,9 +360,14 @@ async fn run(collab: Collab, id: Uuid, generation: u64, mut rx: mpsc::Receiver<C
     let state = match collab.shared.store.load_document_state(id).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(document = %id, error = ?e, "could not load document");
+            let down = crate::error::unavailable_cause(&e);
+            tracing::error!(document = %id, error = ?e, database_unavailable = down, "could not load document");
             collab.unregister_if(id, generation, || true);
-            drain(&mut rx, unavailable);
+            if down {
+                drain(&mut rx, || JoinRefused::Error(JoinError::DatabaseUnavailable));
+            } else {
+                drain(&mut rx, unavailable);
+            }
             return;
         }
     };
@@ -420,16 +428,32 @@ async fn run(collab: Collab, id: Uuid, generation: u64, mut rx: mpsc::Receiver<C
     match built {
         Ok(doc) => room.doc = doc,
         Err(e) => {
-            tracing::error!(document = %id, error = ?e, "could not load document");
-            for c in room.conns.values() {
-                c.out.kill(
+            let damaged = e.downcast_ref::<super::Damaged>().is_some();
+            tracing::error!(document = %id, error = %format!("{e:#}"), damaged, "could not load document");
+            if damaged {
+                crate::metrics::damaged_document_refused();
+            }
+            let (code, reason) = if damaged {
+                JoinError::Damaged.close()
+            } else {
+                (
                     close::INTERNAL,
-                    "document unavailable: could not load it from the database",
-                );
+                    "document unavailable: could not load it from the database".into(),
+                )
+            };
+            for c in room.conns.values() {
+                c.out.kill(code, &reason);
             }
             room.collab.unregister_if(id, generation, || true);
-            deferred.into_iter().for_each(|cmd| refuse(cmd, unavailable));
-            drain(&mut rx, unavailable);
+            let refusal = || {
+                if damaged {
+                    JoinRefused::Error(JoinError::Damaged)
+                } else {
+                    unavailable()
+                }
+            };
+            deferred.into_iter().for_each(|cmd| refuse(cmd, refusal));
+            drain(&mut rx, refusal);
             return;
         }
     }
@@ -503,13 +527,13 @@ fn build(state: StoredState) -> anyhow::Result<Doc> {
             let stored = state
                 .snapshot
                 .iter()
-                .map(|(s, _)| s)
-                .chain(state.updates.iter().map(|(_, u)| u));
-            for bytes in stored {
-                let update =
-                    Update::decode_v1(bytes).map_err(|e| anyhow::anyhow!("stored update does not decode: {e}"))?;
+                .map(|(s, seq)| (s, "snapshot", *seq))
+                .chain(state.updates.iter().map(|(seq, u)| (u, "update", *seq)));
+            for (bytes, what, seq) in stored {
+                let update = Update::decode_v1(bytes)
+                    .map_err(|e| super::Damaged(format!("the {what} at sequence number {seq} does not decode: {e}")))?;
                 txn.apply_update(update)
-                    .map_err(|e| anyhow::anyhow!("stored update does not apply: {e}"))?;
+                    .map_err(|e| super::Damaged(format!("the {what} at sequence number {seq} does not apply: {e}")))?;
             }
             // Structs still waiting for predecessors are not content. Drop them: a
             // client that has them sends them again in its sync step 2, and a crafted
@@ -520,7 +544,7 @@ fn build(state: StoredState) -> anyhow::Result<Doc> {
         }
         Ok(doc)
     }))
-    .map_err(|_| anyhow::anyhow!("panic while loading"))?
+    .map_err(|_| super::Damaged("applying its stored state panicked in yrs".into()))?
 }
 
 /// Answers whatever is still queued after the room stopped taking commands.
@@ -547,7 +571,7 @@ fn refuse(cmd: Cmd, refusal: impl Fn() -> JoinRefused) {
             let _ = reply.send(());
         }
         Cmd::Edit { reply, .. } => {
-            let _ = reply.send(Err(EditError::Failed("the document was unloading; try again".into())));
+            let _ = reply.send(Err(EditError::Retry("the document was unloading; try again".into())));
         }
         Cmd::Frame { .. } | Cmd::Leave { .. } | Cmd::Probe { .. } | Cmd::Reauthorized { .. } => {}
     }
@@ -995,7 +1019,7 @@ impl Room {
         self.inflight.push_back(Box::pin(async move {
             let result = ack
                 .await
-                .unwrap_or_else(|_| Err("the writer dropped the update".into()));
+                .unwrap_or_else(|_| Err(super::writer::WriteFailed::other("the writer dropped the update")));
             Durable::Update { data, result, edited }
         }));
     }
@@ -1097,11 +1121,25 @@ impl Room {
                 result: Err(e), edited, ..
             } => {
                 if let Some(answer) = edited {
-                    let _ = answer
-                        .reply
-                        .send(Err(EditError::Failed("the change could not be saved".into())));
+                    let _ = answer.reply.send(Err(if e.unavailable {
+                        EditError::Retry(crate::error::DATABASE_UNAVAILABLE.into())
+                    } else {
+                        EditError::Failed("the change could not be saved".into())
+                    }));
                 }
                 tracing::error!(document = %self.id, error = %e, "update was not stored; reloading the room");
+                if e.unavailable {
+                    // Not the document's fault: what this room holds beyond the database is
+                    // unacknowledged, and each client still has it; they reconnect (refused
+                    // with 503 until the database is back) and send it again.
+                    return self
+                        .close_all(
+                            close::TRY_AGAIN,
+                            "the database is unavailable; reconnect, your unsaved edits are kept",
+                            rx,
+                        )
+                        .await;
+                }
                 return self
                     .poison("an update could not be saved; reconnect to resync", rx)
                     .await;
@@ -1223,8 +1261,13 @@ impl Room {
     /// The in-memory document can't be trusted: close every socket and stop. The next
     /// join loads the room again from the database.
     async fn poison(&mut self, reason: &str, rx: &mut mpsc::Receiver<Cmd>) -> Flow {
+        self.close_all(close::INTERNAL, reason, rx).await
+    }
+
+    /// Closes every socket with `code` and stops; the next join loads the room again.
+    async fn close_all(&mut self, code: u16, reason: &str, rx: &mut mpsc::Receiver<Cmd>) -> Flow {
         for c in self.conns.values() {
-            c.out.kill(close::INTERNAL, reason);
+            c.out.kill(code, reason);
         }
         self.conns.clear();
         // Let updates already handed to the writer finish (committed or failed) before a

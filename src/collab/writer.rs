@@ -13,7 +13,31 @@ use uuid::Uuid;
 use crate::store::{Fold, HeldConnection, NewUpdate, Store};
 
 /// The sequence number the update got, or why it was not stored.
-pub type WriteResult = Result<i64, String>;
+pub type WriteResult = Result<i64, WriteFailed>;
+
+/// Why an update was not stored.
+#[derive(Debug, Clone)]
+pub struct WriteFailed {
+    pub message: String,
+    /// The database could not be used right now (down, locked, full): the client keeps its
+    /// edit and sends it again once it reconnects; nothing is wrong with the document.
+    pub unavailable: bool,
+}
+
+impl WriteFailed {
+    pub fn other(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            unavailable: false,
+        }
+    }
+}
+
+impl std::fmt::Display for WriteFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
 
 /// How long the group commit keeps its connection with nothing to write.
 const KEEP_IDLE: std::time::Duration = std::time::Duration::from_millis(250);
@@ -59,7 +83,7 @@ impl Writer {
             reply,
         };
         if let Err(mpsc::error::SendError(job)) = self.tx.send(job).await {
-            let _ = job.reply.send(Err("the writer has stopped".into()));
+            let _ = job.reply.send(Err(WriteFailed::other("the writer has stopped")));
         }
         rx
     }
@@ -136,10 +160,20 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usize, releas
             .collect();
         let started = std::time::Instant::now();
         let result = store.append_updates_on(&mut held, &rows).await.map_err(|e| {
-            tracing::error!(error = ?e, rows = rows.len(), "group commit failed");
-            format!("{e:#}")
+            let unavailable = crate::error::unavailable_cause(&e);
+            tracing::error!(error = ?e, rows = rows.len(), unavailable, "group commit failed");
+            if unavailable {
+                // A held connection to a database that went away is dead: the next batch
+                // takes a new one from the pool.
+                held = None;
+            }
+            WriteFailed {
+                message: format!("{e:#}"),
+                unavailable,
+            }
         });
         crate::metrics::group_commit(rows.len(), started.elapsed(), result.is_ok());
+        store.note_writes_failing(result.as_ref().is_err_and(|e| e.unavailable));
         drop(rows);
         match result {
             Ok(seqs) => {

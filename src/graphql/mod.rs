@@ -4,6 +4,7 @@
 //! it from [`crate::error::Error`]; parse, validation and limit errors from the engine
 //! get it in [`classify_engine_errors`].
 
+mod deadline;
 mod expanded;
 mod schema;
 mod search;
@@ -94,10 +95,8 @@ pub async fn graphql_handler(
     };
     let principal = match app.auth.authenticate(&app.store, token.as_deref()).await {
         Ok(p) => p,
-        Err(e) => {
-            let code = e.code();
-            return error_response(StatusCode::UNAUTHORIZED, code, &e.public_message(), None);
-        }
+        // 401 for bad credentials; 503 (retryable) when the database cannot say.
+        Err(e) => return e.graphql_response(),
     };
     crate::metrics::graphql_operation(crate::metrics::operation_kind(&request.query));
     let mut response = schema.execute(request.data(principal).data(app.clone())).await;

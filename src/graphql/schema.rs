@@ -27,6 +27,10 @@ pub fn build_schema(config: &Config) -> VellumSchema {
         .limit_complexity(g.max_complexity)
         .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
         .limit_directives(16)
+        // Before `ExpandedFields`, which parses the query: it sees the parsed document.
+        .extension(super::deadline::QueryDeadline {
+            limit: std::time::Duration::from_millis(g.query_timeout_ms.max(1)),
+        })
         .extension(super::expanded::ExpandedFields {
             max: g.max_complexity,
             max_depth: MAX_RECURSIVE_DEPTH,

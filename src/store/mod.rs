@@ -8,6 +8,7 @@
 
 mod collab;
 mod documents;
+mod health;
 mod plugins;
 mod search;
 mod tokens;
@@ -16,6 +17,7 @@ mod versions;
 
 pub use collab::{FOLD_AT_ROWS, Fold, Folded, MOVE_ROWS, NewUpdate, SessionRow, StoredState};
 pub use documents::{CursorKey, DocumentPage, ListQuery, MetadataChange, OrderField, UpdateOutcome};
+pub use health::StoredPiece;
 pub use plugins::PluginStateRow;
 pub use search::{DocumentMeta, VersionText};
 pub use versions::{NewVersion, Version};
@@ -59,6 +61,10 @@ pub struct Store {
     /// a column would leave a statement prepared earlier failing ("cached plan must not
     /// change result type").
     migrated: Arc<AtomicBool>,
+    /// The group commit last failed because the database could not be used (it is down,
+    /// locked or full): `/readyz` then needs a real write ([`Store::probe_write`]) to
+    /// say ready again, since reads may work while writes do not.
+    writes_failing: Arc<AtomicBool>,
 }
 
 #[derive(Clone)]
@@ -197,6 +203,7 @@ impl Store {
                 sqlite_file: None,
                 serving: Arc::default(),
                 migrated,
+                writes_failing: Arc::default(),
             });
         }
         let opts = if url.is_empty() {
@@ -226,6 +233,7 @@ impl Store {
             // went away; an SQLite connection is a handle in this process and cannot go
             // stale, so the ping would only cost a round trip to its worker thread.
             .test_before_acquire(false)
+            .after_release(|conn, _| Box::pin(sqlite_outside_transaction(conn)))
             .connect_with(opts)
             .await
             .context("opening SQLite database")?;
@@ -238,6 +246,7 @@ impl Store {
             sqlite_file: (file != std::path::Path::new(":memory:")).then_some(file),
             serving: Arc::default(),
             migrated,
+            writes_failing: Arc::default(),
         })
     }
 
@@ -415,4 +424,28 @@ pub fn now() -> DateTime<Utc> {
 /// True when `e` is a unique-constraint violation (on either backend).
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Whether an SQLite connection coming back to the pool is outside any transaction, as
+/// every user leaves it; one that is not (a statement or COMMIT that failed on a full
+/// disk can leave SQLite holding the write lock) is closed instead of kept, since idle in
+/// the pool it would keep every other connection from writing.
+/// Checked only for a minute after the database was last unavailable
+/// ([`crate::error::database_unavailable`]): the check costs a round trip to the
+/// connection's worker thread, and only a failure leaves a connection so.
+async fn sqlite_outside_transaction(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    if !crate::error::unavailable_within(Duration::from_secs(60)) {
+        return Ok(true);
+    }
+    let mut handle = conn.lock_handle().await?;
+    // SAFETY: the handle is locked for the call; a null schema asks about every schema.
+    let state = unsafe { libsqlite3_sys::sqlite3_txn_state(handle.as_raw_handle().as_ptr(), std::ptr::null()) };
+    if state != libsqlite3_sys::SQLITE_TXN_NONE {
+        tracing::warn!(
+            state,
+            "an SQLite connection came back to the pool inside a transaction; closing it"
+        );
+        return Ok(false);
+    }
+    Ok(true)
 }

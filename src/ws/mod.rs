@@ -28,7 +28,7 @@ use tokio::net::TcpStream;
 use uuid::Uuid;
 
 use crate::auth::{Access, Auth, Credential, Principal};
-use crate::collab::{ConnInput, Connection, Kill, Outbound, Peer, Ready, close};
+use crate::collab::{ConnInput, Connection, ConnectionSlot, Kill, Outbound, Peer, Ready, close};
 use crate::documents;
 use crate::error::Error;
 use crate::rest::bearer_token;
@@ -65,17 +65,18 @@ pub async fn upgrade(
         return Error::Busy("this server is shutting down; connect again (to another node)".into()).into_response();
     }
     // The node's cap, also before the upgrade (and before any database read): a crowd
-    // past it costs a refused request each, not a socket (`Collab::join` checks again).
-    if app.collab.connections() >= app.collab.config().max_connections {
+    // past it costs a refused request each, not a socket. The place is reserved here, so
+    // however many arrive at once none is upgraded only to be closed.
+    let Some(slot) = app.collab.reserve_connection() else {
         return Error::Busy(
             "too many document sockets open on this server (collab.max_connections); try again later".into(),
         )
         .into_response();
-    }
+    };
     match authorize(&app, &id, params.token, &headers).await {
         Ok((document_id, peer)) => {
             let max_message = app.collab.config().max_message_bytes;
-            ws.on_upgrade(max_message, move |socket| serve(app, document_id, peer, socket))
+            ws.on_upgrade(max_message, move |socket| serve(app, document_id, peer, slot, socket))
         }
         Err(e) => e.into_response(),
     }
@@ -321,9 +322,9 @@ enum End {
 /// ([`Live::run`]) and ends: the upgrade, the join and their state stay in this task,
 /// and the task that lasts as long as the connection holds only what an open
 /// connection needs (BENCHMARKS.md, "idle"; benches/HISTORY.md, change 27).
-async fn serve(app: AppState, document_id: Uuid, peer: Peer, socket: Socket) {
+async fn serve(app: AppState, document_id: Uuid, peer: Peer, slot: ConnectionSlot, socket: Socket) {
     let user_id = peer.user_id;
-    let Connection { input, outbound, kill } = match app.collab.join(document_id, peer).await {
+    let Connection { input, outbound, kill } = match app.collab.join_with(document_id, peer, slot).await {
         Ok(c) => c,
         Err(e) => {
             let (code, reason) = e.close();

@@ -178,6 +178,18 @@ impl TestApp {
         }
     }
 
+    /// The app on a database the test set up itself (its own PostgreSQL server, an
+    /// SQLite file in a place of its choosing): `config` names it.
+    pub async fn on(config: Config) -> Self {
+        let state = vellum::app::build_state(config.clone()).await.expect("build state");
+        TestApp {
+            router: vellum::app::router(state.clone()),
+            state,
+            config,
+            _db: None,
+        }
+    }
+
     /// Another node on the same database, with its own data directory.
     pub async fn second_node(&self, data_dir: &std::path::Path) -> TestApp {
         self.second_node_with(data_dir, |_| {}).await

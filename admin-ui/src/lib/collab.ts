@@ -77,7 +77,7 @@ export class CollabSession {
       if (status === 'disconnected') this.tracker.disconnected()
       this.set({ status })
     }
-    const onSync = (synced: boolean) => this.set({ synced })
+    const onSync = (synced: boolean) => this.set(synced ? { synced, closed: undefined } : { synced })
     this.provider.on('status', onStatus)
     this.provider.on('sync', onSync)
     this.cleanups.push(() => { this.provider.off('status', onStatus); this.provider.off('sync', onSync) })
@@ -134,6 +134,10 @@ export class CollabSession {
       if (data instanceof Uint8Array) this.onOutgoing(data)
       send(data)
     }
+    ws.addEventListener('close', (ev: CloseEvent) => {
+      // A close the server explained (1011 damaged, 1013 try again): the indicator says why.
+      if (ev.code === 1011 || ev.code === 1013) this.set({ closed: { code: ev.code, reason: ev.reason } })
+    })
     ws.addEventListener('message', (ev: MessageEvent) => {
       if (ev.data instanceof ArrayBuffer) this.onIncoming(new Uint8Array(ev.data))
     })

@@ -78,6 +78,19 @@ describe('syncView', () => {
     expect(syncView({ ...base, status: 'disconnected', unsent: 4 }).label).toBe('Offline · 4 unsent changes')
     expect(syncView({ ...base, online: false }).label).toBe('Offline')
   })
+  it('says why the server closed the socket until the next sync', () => {
+    const damaged = { code: 1011, reason: "this document's stored content is damaged; an administrator can repair it with `vellum doctor`" }
+    expect(syncView({ ...base, status: 'connecting', closed: damaged })).toMatchObject({ state: 'damaged', label: 'Document damaged', detail: damaged.reason })
+    const down = { code: 1013, reason: 'the database is unavailable; reconnect, your unsaved edits are kept' }
+    expect(syncView({ ...base, status: 'connecting', unsent: 3, closed: down })).toMatchObject({ state: 'unavailable', label: 'Server unavailable · 3 unsent changes' })
+    expect(syncView({ ...base, status: 'disconnected', closed: down }).detail).toContain('kept in this browser')
+    // the browser being offline says more than the last close
+    expect(syncView({ ...base, online: false, closed: down }).state).toBe('offline')
+    // once connected again the close no longer matters
+    expect(syncView({ ...base, closed: down }).state).toBe('synced')
+    // other closes (a restart) are ordinary reconnects
+    expect(syncView({ ...base, status: 'connecting', closed: { code: 1012, reason: 'server restarting; reconnect' } }).state).toBe('connecting')
+  })
   it('read-only connections are marked', () => {
     expect(syncView({ ...base, readOnly: true }).label).toBe('Synced · read-only')
   })

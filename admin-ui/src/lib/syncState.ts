@@ -104,15 +104,34 @@ export interface SyncFacts {
   readOnly: boolean
   /** local changes not yet written to this browser's IndexedDB copy */
   localPending?: number
+  /** how the server last closed the socket, until the next sync (its code and reason) */
+  closed?: { code: number, reason: string }
 }
 
-export type SyncState = 'connecting' | 'syncing' | 'synced' | 'offline' | 'saving'
+export type SyncState = 'connecting' | 'syncing' | 'synced' | 'offline' | 'saving' | 'unavailable' | 'damaged'
+
+/** Close codes the server gives a reason for (see ARCHITECTURE.md, `ws`). */
+const TRY_AGAIN = 1013
+const SERVER_ERROR = 1011
 
 export interface SyncView { state: SyncState, label: string, detail: string }
 
 const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`
 
 export function syncView (f: SyncFacts): SyncView {
+  if (f.online && f.status !== 'connected' && f.closed) {
+    const { code, reason } = f.closed
+    if (code === SERVER_ERROR && reason.includes('damaged')) {
+      return { state: 'damaged', label: 'Document damaged', detail: reason }
+    }
+    if (code === TRY_AGAIN) {
+      return {
+        state: 'unavailable',
+        label: f.unsent > 0 ? `Server unavailable · ${plural(f.unsent, 'unsent change')}` : 'Server unavailable',
+        detail: `${reason || 'The server cannot store changes right now.'} Your changes are kept in this browser and sent when it is back.`
+      }
+    }
+  }
   if (!f.online || f.status === 'disconnected') {
     return {
       state: 'offline',
