@@ -145,6 +145,12 @@ fn main() {
     } else {
         (400, 3)
     };
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if !data.join("automerge-paper.json.gz").exists() {
+        // As benches/ingest.rs: a checkout without the traces beside it skips, saying so.
+        println!("search: the editing traces are not in {}; skipping", data.display());
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
