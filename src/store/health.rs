@@ -160,15 +160,15 @@ impl Store {
                         .rows_affected()
                 }
                 StoredPiece::Update(seq) => {
-                    let mut n = sqlx::query("update document_updates set data = $3 where document_id = $1 and seq = $2")
-                        .bind(document_id)
-                        .bind(seq)
-                        .bind(data)
-                        .execute(p)
-                        .await?
-                        .rows_affected();
-                    if sqlite {
-                        n += sqlx::query("update document_updates_recent set data = $3 where document_id = $1 and seq = $2")
+                    // On SQLite an update may still be in the recent rows (migration 0005).
+                    let tables: &[&str] = if sqlite {
+                        &["document_updates", "document_updates_recent"]
+                    } else {
+                        &["document_updates"]
+                    };
+                    let mut n = 0;
+                    for table in tables {
+                        n += sqlx::query(&format!("update {table} set data = $3 where document_id = $1 and seq = $2"))
                             .bind(document_id)
                             .bind(seq)
                             .bind(data)

@@ -200,13 +200,7 @@ impl TestApp {
         let mut config = self.config.clone();
         config.server.data_dir = data_dir.to_path_buf();
         adjust(&mut config);
-        let state = vellum::app::build_state(config.clone()).await.expect("a second node");
-        TestApp {
-            router: vellum::app::router(state.clone()),
-            state,
-            config,
-            _db: None,
-        }
+        Self::on(config).await
     }
 
     /// Stops the server gracefully (rooms flush and snapshot) and starts a new one
